@@ -1,0 +1,902 @@
+/*
+ * consumer.c — consumer handles: positions per partition, the read path
+ * (zero-copy peek/release and copy recv), waiting (spin, then park on the
+ * partitions' commit futexes and the group's generation word at once),
+ * group membership upkeep, and commits.
+ *
+ * A position is (next_off, next_pos).  next_pos is only trusted while
+ * pos_valid; otherwise it is found again from next_off (seek, reset, a
+ * new owner, a lap).  Records below the ring's committed watermark are
+ * complete; each read ends with the lap check (ring.c) before anything
+ * read is handed out, so a torn or overwritten record is never returned.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SPIN_US_DEFAULT 50u
+#define GROUP_SLICE_MS 100 /* how often a parked member looks at the
+                            * other members' liveness */
+#define SPIN_CLOCK_EVERY 64u
+#define LIVENESS_POLLS 1024u
+#define BACKOFF_MAX 64u /* pauses between polls, at most (~2-5 us) */ /* polls between looks at the clock */
+
+static inline void
+cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+void
+shmq_consumer_options_init(shmq_consumer_options_t *o)
+{
+	if (o == NULL) {
+		return;
+	}
+	memset(o, 0, sizeof *o);
+	o->size = sizeof *o;
+	o->reset = SHMQ_RESET_EARLIEST;
+	o->idle = SHMQ_IDLE_SPIN_PARK;
+	o->spin_us = SPIN_US_DEFAULT;
+}
+
+/* ---- positions --------------------------------------------------------- */
+
+static bool lappable(const shmq_consumer_t *c);
+
+#define NEED_RESET UINT64_MAX
+
+static void
+part_start(shmq_consumer_t *c, struct cpart *cp, uint64_t off)
+{
+	cp->active = true;
+	cp->pos_valid = false;
+	cp->next_off = off;
+	cp->returned_any = false;
+	cp->stuck_pos = UINT64_MAX;
+	(void)c;
+}
+
+static void
+set_gate(shmq_consumer_t *c, uint32_t i, uint64_t pos)
+{
+	if (!c->in_group || c->meta.overflow != SHMQ_OVERFLOW_BLOCK) {
+		return;
+	}
+	struct ring *r = &c->rings[i];
+	uint32_t gi = c->group.hdr->g_parts[i].gp_gate;
+	if (gi >= RING_GATES) {
+		return;
+	}
+	/* seq_cst store, then the seq_cst load of space_waiters in
+	 * wake_space: a producer that went to sleep on the old gate is
+	 * either seen or sees the new one (its retry pairs with this). */
+	atomic_store(&r->hdr->hdr_gates[gi].gt_pos, pos);
+	shmqi_ring_wake_space(r);
+}
+
+/* Apply the reset policy: where to read when there is no valid offset. */
+static int
+part_reset(shmq_consumer_t *c, struct cpart *cp)
+{
+	struct ring *r = &c->rings[cp->id];
+	switch (c->reset) {
+	case SHMQ_RESET_EARLIEST:
+		cp->next_off = atomic_load(&r->hdr->hdr_start_off);
+		return 0;
+	case SHMQ_RESET_LATEST:
+		cp->next_off = shmqi_ring_committed_off(r);
+		return 0;
+	default:
+		return SHMQ_EOUTOFRANGE;
+	}
+}
+
+/* Find next_pos for next_off.  0 = valid now, -EAGAIN = not yet. */
+static int
+part_resolve(shmq_consumer_t *c, struct cpart *cp)
+{
+	struct ring *r = &c->rings[cp->id];
+	bool from_reset = false;
+	int rc;
+
+	for (int attempt = 0; attempt < 8; attempt++) {
+		if (cp->next_off == NEED_RESET) {
+			if ((rc = part_reset(c, cp)) != 0) {
+				cp->next_off = NEED_RESET;
+				return rc;
+			}
+			from_reset = true;
+		}
+		uint64_t pos;
+		rc = shmqi_ring_locate(r, cp->next_off, &pos);
+		if (rc == LOC_FOUND) {
+			cp->next_pos = pos;
+			cp->pos_valid = true;
+			cp->seen_committed = 0;
+			if (from_reset) {
+				/* This group will never read below here. */
+				set_gate(c, cp->id, pos);
+			}
+			return 0;
+		}
+		if (rc == LOC_PENDING) {
+			return -EAGAIN;
+		}
+		/* Below the log start or beyond its end: out of range. */
+		cp->next_off = NEED_RESET;
+	}
+	return -EAGAIN;
+}
+
+/* The ring overran this reader: say how much was lost, move to the
+ * oldest record. */
+static int
+part_lapped(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
+{
+	struct ring *r = &c->rings[cp->id];
+	uint64_t start = atomic_load(&r->hdr->hdr_start_off);
+	uint64_t lost = start > cp->next_off ? start - cp->next_off : 0;
+	memset(rec, 0, sizeof *rec);
+	rec->partition = cp->id;
+	rec->offset = cp->next_off;
+	rec->lost = lost;
+	cp->next_off = start;
+	cp->pos_valid = false;
+	if (c->in_group) {
+		atomic_fetch_add(&c->group.hdr->g_parts[cp->id].gp_lost, lost);
+	}
+	return SHMQ_ELAPPED;
+}
+
+/* Can the ring overwrite what this consumer has not read?  Not on a
+ * `block` topic read by a group member: the group's gate (held live by
+ * our own lock) stops producers at the group's committed position,
+ * which is never above our position. */
+static bool
+lappable(const shmq_consumer_t *c)
+{
+	return !c->in_group || c->meta.overflow != SHMQ_OVERFLOW_BLOCK;
+}
+
+static bool
+intact(const struct ring *r, uint64_t pos)
+{
+	/* Pairs with the writer's release fence after wrap_pos. */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&r->hdr->hdr_wrap_pos,
+	           memory_order_relaxed) <= pos + r->cap;
+}
+
+/*
+ * At the end of the log, look at the record slot itself rather than the
+ * committed watermark, which the producer rewrites on every commit:
+ * polling it would pull that line across cores for every record.
+ * 1: a complete record is here; 0: nothing yet; -1: ask the watermark.
+ * Only for readers the ring cannot lap, for which the slot holds either
+ * a reserved record or the clear-ahead mark — never older bytes.
+ */
+static int
+peek_commit_word(const shmq_consumer_t *c, const struct ring *r,
+    const struct cpart *cp)
+{
+	if (lappable(c) || (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
+		return -1;
+	}
+	struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
+	uint64_t off = __atomic_load_n(&rh->rec_offset, __ATOMIC_ACQUIRE);
+	if (rh->rec_type == REC_PAD) {
+		return -1;
+	}
+	if (off == REC_NO_OFFSET) {
+		return 0;
+	}
+	if (off != cp->next_off) {
+		return -1;
+	}
+	/* Acquire pairs with the commit CAS: the payload is complete. */
+	return atomic_load_explicit(&rh->rec_len, memory_order_acquire) != 0
+	    ? 1
+	    : 0;
+}
+
+/*
+ * Look at the next record of one partition without consuming it.
+ * Returns 1 and fills rec/ext, 0 if there is none yet, or an error.
+ */
+static int
+part_peek(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
+    uint64_t *ext_out)
+{
+	struct ring *r = &c->rings[cp->id];
+	int rc = shmqi_ring_check(r);
+	if (rc != 0) {
+		return rc;
+	}
+	if (!cp->pos_valid && (rc = part_resolve(c, cp)) != 0) {
+		return rc == -EAGAIN ? 0 : rc;
+	}
+	for (;;) {
+		if (cp->next_pos >= cp->seen_committed) {
+			int f = peek_commit_word(c, r, cp);
+			if (f == 0) {
+				return 0;
+			}
+			if (f < 0) {
+				/* Acquire pairs with the CAS that advanced it:
+				 * every record below is complete. */
+				cp->seen_committed = atomic_load_explicit(
+				    &r->hdr->hdr_committed_pos,
+				    memory_order_acquire);
+				if (cp->next_pos >= cp->seen_committed) {
+					return 0;
+				}
+			}
+		}
+		struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
+		/* Copy the header once; validate the copy, never re-read. */
+		uint32_t len = atomic_load_explicit(&rh->rec_len,
+		    memory_order_relaxed);
+		uint16_t type = rh->rec_type;
+		uint64_t off = rh->rec_offset;
+		uint32_t klen = rh->rec_key_len, vlen = rh->rec_value_len;
+		int64_t ts = rh->rec_timestamp;
+		uint64_t ext = type == REC_PAD ? len
+		                               : shmqi_align8(len & REC_LEN_MASK);
+		bool sane = ext >= REC_ALIGN && ext <= r->max_record &&
+		    (ext & (REC_ALIGN - 1)) == 0 && len != 0 &&
+		    (type == REC_PAD ||
+		        (type == REC_DATA && off == cp->next_off &&
+		            (len & REC_LEN_MASK) ==
+		                sizeof *rh + (uint64_t)klen + vlen));
+		if (type == REC_PAD && ext <= r->cap) {
+			sane = ext >= REC_ALIGN;
+		}
+		if (lappable(c) && !intact(r, cp->next_pos)) {
+			return part_lapped(c, cp, rec);
+		}
+		if (!sane) {
+			atomic_fetch_or(&r->hdr->hdr_flags, RING_F_FAILED);
+			return SHMQ_ECORRUPT;
+		}
+		if (type == REC_PAD || (len & REC_ABORTED)) {
+			cp->next_pos += ext;
+			cp->next_off += type == REC_PAD ? 0 : 1;
+			continue;
+		}
+		const uint8_t *d = (const uint8_t *)(rh + 1);
+		rec->key = d;
+		rec->key_len = klen;
+		rec->value = d + klen;
+		rec->value_len = vlen;
+		rec->partition = cp->id;
+		rec->reserved_ = 0;
+		rec->offset = off;
+		rec->timestamp = ts;
+		rec->lost = 0;
+		*ext_out = ext;
+		return 1;
+	}
+}
+
+/* Consume the record part_peek returned. */
+static void
+part_advance(shmq_consumer_t *c, struct cpart *cp, const shmq_record_t *rec,
+    uint64_t ext)
+{
+	cp->next_pos += ext;
+	cp->next_off = rec->offset + 1;
+	cp->returned_off = cp->next_off;
+	cp->returned_pos = cp->next_pos;
+	cp->returned_any = true;
+	if (c->in_group) {
+		struct grp_part *gp = &c->group.hdr->g_parts[cp->id];
+		/* Only the owner writes these: load + store, no RMW. */
+		atomic_store_explicit(&gp->gp_records_out,
+		    atomic_load_explicit(&gp->gp_records_out,
+		        memory_order_relaxed) +
+		        1,
+		    memory_order_relaxed);
+		atomic_store_explicit(&gp->gp_bytes_out,
+		    atomic_load_explicit(&gp->gp_bytes_out,
+		        memory_order_relaxed) +
+		        rec->key_len + rec->value_len,
+		    memory_order_relaxed);
+	}
+}
+
+/* ---- commits ------------------------------------------------------------ */
+
+static int
+part_commit(shmq_consumer_t *c, uint32_t i, uint64_t off, bool pos_known,
+    uint64_t pos)
+{
+	if (!c->in_group) {
+		return -EINVAL;
+	}
+	struct grp_part *gp = &c->group.hdr->g_parts[i];
+	if (atomic_load(&gp->gp_owner) != c->group.slot) {
+		return SHMQ_ENOTOWNER;
+	}
+	atomic_store_explicit(&gp->gp_committed, off, memory_order_release);
+	atomic_store_explicit(&gp->gp_commit_ns, shmqi_now_ns(),
+	    memory_order_relaxed);
+	c->parts[i].commit_off = off;
+	if (pos_known) {
+		set_gate(c, i, pos);
+	}
+	return 0;
+}
+
+static int
+commit_returned(shmq_consumer_t *c)
+{
+	int rc = 0;
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		struct cpart *cp = &c->parts[i];
+		if (cp->active && cp->returned_any &&
+		    cp->returned_off != cp->commit_off) {
+			int prc = part_commit(c, i, cp->returned_off, true,
+			    cp->returned_pos);
+			rc = rc ? rc : prc;
+		}
+	}
+	c->auto_pending = false;
+	return rc;
+}
+
+int
+shmq_consumer_commit(shmq_consumer_t *c)
+{
+	if (c == NULL || !c->in_group) {
+		return -EINVAL;
+	}
+	return commit_returned(c);
+}
+
+int
+shmq_consumer_commit_offset(shmq_consumer_t *c, uint32_t part,
+    uint64_t offset)
+{
+	uint64_t pos = 0;
+	bool known = false;
+	if (c == NULL || !c->in_group || part >= c->nparts) {
+		return -EINVAL;
+	}
+	struct cpart *cp = &c->parts[part];
+	if (cp->returned_any && offset == cp->returned_off) {
+		pos = cp->returned_pos;
+		known = true;
+	} else if (shmqi_ring_locate(&c->rings[part], offset, &pos) ==
+	    LOC_FOUND) {
+		known = true;
+	}
+	return part_commit(c, part, offset, known, pos);
+}
+
+/* ---- group upkeep -------------------------------------------------------- */
+
+static void
+on_release(uint32_t part, void *arg)
+{
+	shmq_consumer_t *c = arg;
+	struct cpart *cp = &c->parts[part];
+	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && cp->returned_any &&
+	    cp->returned_off != cp->commit_off) {
+		(void)part_commit(c, part, cp->returned_off, true,
+		    cp->returned_pos);
+	}
+	cp->active = false;
+}
+
+/* Act on membership changes and on members that died. */
+static int
+group_sync(shmq_consumer_t *c, bool force)
+{
+	struct grp_hdr *g = c->group.hdr;
+	uint32_t gen = atomic_load_explicit(&g->g_generation,
+	    memory_order_acquire);
+	if (!force && gen == c->group_gen &&
+	    (++c->polls & (LIVENESS_POLLS - 1)) != 0) {
+		return 0; /* the clock is read every LIVENESS_POLLS polls */
+	}
+	int64_t now = shmqi_mono_ns();
+	if (!force && gen == c->group_gen && now < c->next_liveness_ns) {
+		return 0;
+	}
+	int rc = shmqi_group_rebalance(&c->group, on_release, c);
+	if (rc != 0) {
+		return rc;
+	}
+	/* Acquire pairs with the release in shmqi_group_bump. */
+	c->group_gen = atomic_load_explicit(&g->g_generation,
+	    memory_order_acquire);
+	c->next_liveness_ns = now + (int64_t)GROUP_SLICE_MS * 1000000;
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		bool mine = atomic_load(&g->g_parts[i].gp_owner) ==
+		    c->group.slot;
+		struct cpart *cp = &c->parts[i];
+		if (mine && !cp->active) {
+			uint64_t off = atomic_load_explicit(
+			    &g->g_parts[i].gp_committed, memory_order_acquire);
+			part_start(c, cp, off == GP_NONE ? NEED_RESET : off);
+			cp->commit_off = off;
+		} else if (!mine && cp->active) {
+			cp->active = false;
+		}
+	}
+	return 0;
+}
+
+/* ---- waiting --------------------------------------------------------------- */
+
+/* Abort reservations that block a partition because their producer
+ * died; bounded by reclaim_ms from when progress stopped. */
+static void
+reclaim_stuck(shmq_consumer_t *c)
+{
+	int64_t now = shmqi_mono_ns();
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		struct cpart *cp = &c->parts[i];
+		struct ring *r = &c->rings[i];
+		if (!cp->active) {
+			continue;
+		}
+		uint64_t cpos = atomic_load(&r->hdr->hdr_committed_pos);
+		if (cpos >= atomic_load(&r->hdr->hdr_end_pos)) {
+			cp->stuck_pos = UINT64_MAX;
+			continue;
+		}
+		if (cpos != cp->stuck_pos) {
+			cp->stuck_pos = cpos;
+			cp->stuck_since = now;
+		} else if (now - cp->stuck_since >=
+		    (int64_t)r->reclaim_ms * 1000000) {
+			(void)shmqi_ring_reclaim(r, cp->stuck_since);
+		}
+	}
+}
+
+/* One pass over the active partitions, round robin. */
+static int
+scan(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext, uint32_t *which)
+{
+	for (uint32_t k = 0; k < c->nparts; k++) {
+		uint32_t i = (c->rr + k) % c->nparts;
+		struct cpart *cp = &c->parts[i];
+		if (!cp->active) {
+			continue;
+		}
+		int rc = part_peek(c, cp, rec, ext);
+		if (rc != 0) {
+			/* Stay on this partition while it has records:
+			 * one cache line stream at a time. */
+			c->rr = i;
+			*which = i;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+park(shmq_consumer_t *c, int ms, shmq_record_t *rec, uint64_t *ext,
+    uint32_t *which)
+{
+	_Atomic uint32_t *words[SHMQ_PARTITIONS_MAX + 1];
+	uint32_t seen[SHMQ_PARTITIONS_MAX + 1];
+	size_t n = 0;
+
+	if (c->in_group) {
+		words[n] = &c->group.hdr->g_generation;
+		seen[n++] = c->group_gen;
+	}
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		if (c->parts[i].active) {
+			struct ring_hdr *h = c->rings[i].hdr;
+			words[n] = &h->hdr_commit_seq;
+			seen[n++] = atomic_load(&h->hdr_commit_seq);
+			/* seq_cst: pairs with the load of commit_waiters
+			 * after a committer's CAS (shmqi_ring_advance). */
+			atomic_fetch_add(&h->hdr_commit_waiters, 1);
+		}
+	}
+	int rc = scan(c, rec, ext, which);
+	if (rc == 0 && n > 0) {
+		(void)shmqi_futex_waitv(words, seen, n, ms);
+	} else if (rc == 0) {
+		/* Nothing to wait on (no partitions): sleep on a private
+		 * word until the timeout. */
+		_Atomic uint32_t w = 0;
+		(void)shmqi_futex_wait(&w, 0, ms);
+	}
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		if (c->parts[i].active) {
+			atomic_fetch_sub(&c->rings[i].hdr->hdr_commit_waiters,
+			    1);
+		}
+	}
+	return rc;
+}
+
+static bool
+any_stuck(shmq_consumer_t *c)
+{
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		struct ring_hdr *h = c->rings[i].hdr;
+		if (c->parts[i].active &&
+		    atomic_load(&h->hdr_committed_pos) <
+		        atomic_load(&h->hdr_end_pos)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Find the next record, waiting up to timeout_ms. */
+static int
+next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
+    uint32_t *which, int timeout_ms)
+{
+	int64_t start = shmqi_mono_ns();
+	int64_t deadline = timeout_ms < 0
+	    ? INT64_MAX
+	    : start + (int64_t)timeout_ms * 1000000;
+	int64_t spin_end = start + (int64_t)c->spin_us * 1000;
+	unsigned spins = 0, backoff = 1;
+	int rc;
+
+	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && c->auto_pending) {
+		(void)commit_returned(c);
+	}
+	for (;;) {
+		if (c->in_group && (rc = group_sync(c, false)) != 0) {
+			return rc;
+		}
+		if ((rc = scan(c, rec, ext, which)) != 0) {
+			return rc < 0 ? rc : 0;
+		}
+		if (timeout_ms == 0) {
+			return -EAGAIN;
+		}
+		if (++spins % SPIN_CLOCK_EVERY != 0) {
+			/* Back off exponentially between empty polls: each
+			 * poll pulls the line the producer is writing, and
+			 * every pull costs it a cross-core transfer. */
+			for (unsigned k = 0; k < backoff; k++) {
+				cpu_relax();
+			}
+			backoff = backoff < BACKOFF_MAX ? backoff * 2 : backoff;
+			continue;
+		}
+		int64_t now = shmqi_mono_ns();
+		if (now >= deadline) {
+			return -EAGAIN;
+		}
+		reclaim_stuck(c);
+		if (c->idle == SHMQ_IDLE_BUSY_SPIN || now < spin_end) {
+			continue;
+		}
+		int64_t left = (deadline - now) / 1000000 + 1;
+		int slice = c->in_group ? GROUP_SLICE_MS : 1000;
+		if (any_stuck(c)) {
+			slice = (int)c->rings[0].reclaim_ms / 2 + 1;
+		}
+		int ms = left < slice ? (int)left : slice;
+		if ((rc = park(c, ms, rec, ext, which)) != 0) {
+			return rc < 0 ? rc : 0;
+		}
+	}
+}
+
+/* ---- public read API ---------------------------------------------------- */
+
+int
+shmq_peek(shmq_consumer_t *c, shmq_record_t *rec, int timeout_ms)
+{
+	uint64_t ext;
+	uint32_t which;
+	if (c == NULL || rec == NULL || timeout_ms < -1) {
+		return -EINVAL;
+	}
+	if (c->borrowed) {
+		return -EBUSY;
+	}
+	int rc = next_record(c, rec, &ext, &which, timeout_ms);
+	if (rc != 0) {
+		return rc;
+	}
+	struct cpart *cp = &c->parts[which];
+	c->borrowed = true;
+	c->borrow_part = which;
+	c->borrow_pos = cp->next_pos;
+	c->borrow_ext = ext;
+	part_advance(c, cp, rec, ext);
+	c->auto_pending = true;
+	rec->opaque_[0] = c->borrow_pos;
+	rec->opaque_[1] = which;
+	return 0;
+}
+
+int
+shmq_release(shmq_consumer_t *c, shmq_record_t *rec)
+{
+	if (c == NULL || rec == NULL || !c->borrowed ||
+	    rec->opaque_[0] != c->borrow_pos) {
+		return -EINVAL;
+	}
+	c->borrowed = false;
+	struct cpart *cp = &c->parts[c->borrow_part];
+	if (!intact(&c->rings[c->borrow_part], c->borrow_pos)) {
+		/* Overwritten while borrowed: whatever was read is void.
+		 * Re-read from the oldest record, as after a lap. */
+		shmq_record_t tmp;
+		cp->next_off = rec->offset;
+		(void)part_lapped(c, cp, &tmp);
+		cp->returned_any = false;
+		return SHMQ_ESTALE;
+	}
+	return 0;
+}
+
+int
+shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
+    int timeout_ms)
+{
+	uint64_t ext;
+	uint32_t which;
+	if (c == NULL || rec == NULL || (buf == NULL && cap != 0) ||
+	    timeout_ms < -1) {
+		return -EINVAL;
+	}
+	if (c->borrowed) {
+		return -EBUSY;
+	}
+	for (;;) {
+		int rc = next_record(c, rec, &ext, &which, timeout_ms);
+		if (rc != 0) {
+			return rc;
+		}
+		struct cpart *cp = &c->parts[which];
+		size_t need = rec->key_len + rec->value_len;
+		if (need > cap) {
+			return -EMSGSIZE; /* lengths say what is needed */
+		}
+		uint8_t *b = buf;
+		if (need != 0) {
+			memcpy(b, rec->key, need); /* key and value adjoin */
+		}
+		if (lappable(c) && !intact(&c->rings[which], cp->next_pos)) {
+			return part_lapped(c, cp, rec);
+		}
+		rec->key = b;
+		rec->value = b + rec->key_len;
+		part_advance(c, cp, rec, ext);
+		c->auto_pending = true;
+		return 0;
+	}
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+int
+shmq_consumer_open(shmq_t *q, const char *topic,
+    const shmq_consumer_options_t *opts, shmq_consumer_t **out)
+{
+	shmq_consumer_options_t o;
+	int rc;
+
+	if (out == NULL) {
+		return -EINVAL;
+	}
+	*out = NULL;
+	shmq_consumer_options_init(&o);
+	if (opts != NULL) {
+		if (opts->size < sizeof(size_t) || opts->size > sizeof o) {
+			return -EINVAL;
+		}
+		memcpy(&o, opts, opts->size);
+	}
+	if (q == NULL || !shmqi_name_valid(topic) ||
+	    (o.group != NULL && !shmqi_name_valid(o.group)) ||
+	    o.reset < SHMQ_RESET_EARLIEST || o.reset > SHMQ_RESET_ERROR ||
+	    o.idle < SHMQ_IDLE_SPIN_PARK || o.idle > SHMQ_IDLE_BUSY_SPIN ||
+	    (o.flags & ~SHMQ_CONSUMER_AUTO_COMMIT) != 0) {
+		return -EINVAL;
+	}
+	shmq_consumer_t *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		return -ENOMEM;
+	}
+	c->q = q;
+	c->group.fd = -1;
+	c->group.slot = -1;
+	snprintf(c->topic, sizeof c->topic, "%s", topic);
+	c->reset = o.reset;
+	c->idle = o.idle;
+	c->flags = o.flags;
+	c->spin_us = o.spin_us;
+	if ((rc = shmqi_topic_load(q, topic, &c->meta)) != 0) {
+		goto fail;
+	}
+	uint32_t P = c->meta.partitions;
+	c->rings = calloc(P, sizeof *c->rings);
+	c->parts = calloc(P, sizeof *c->parts);
+	if (c->rings == NULL || c->parts == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < P; i++) {
+		c->parts[i].id = i;
+		rc = shmqi_ring_open(q, topic, &c->meta, i, &c->rings[i]);
+		if (rc != 0) {
+			goto fail;
+		}
+		c->nparts++;
+		if ((rc = shmqi_ring_claim_client(&c->rings[i],
+		         CLIENT_CONSUMER)) != 0) {
+			goto fail;
+		}
+	}
+	if (o.group != NULL) {
+		snprintf(c->group_name, sizeof c->group_name, "%s", o.group);
+		c->in_group = true;
+		rc = shmqi_group_open(q, o.group, topic, &c->meta, true,
+		    &c->group);
+		for (uint32_t i = 0; rc == 0 && i < P &&
+		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
+		     i++) {
+			rc = shmqi_group_gate(&c->group, &c->rings[i], i);
+		}
+		if (rc == 0) {
+			rc = shmqi_group_join(&c->group);
+		}
+		if (rc == 0) {
+			rc = group_sync(c, true);
+		}
+		if (rc != 0) {
+			goto fail;
+		}
+	}
+	pthread_mutex_lock(&q->lock);
+	c->next = q->consumers;
+	q->consumers = c;
+	pthread_mutex_unlock(&q->lock);
+	*out = c;
+	return 0;
+fail:
+	shmq_consumer_close(c);
+	return rc;
+}
+
+void
+shmq_consumer_close(shmq_consumer_t *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	shmq_t *q = c->q;
+	pthread_mutex_lock(&q->lock);
+	for (shmq_consumer_t **pp = &q->consumers; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (c->in_group && c->group.hdr != NULL) {
+		if (c->flags & SHMQ_CONSUMER_AUTO_COMMIT) {
+			(void)commit_returned(c);
+		}
+		shmqi_group_leave(&c->group);
+	}
+	shmqi_group_close(&c->group);
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		shmqi_ring_close(&c->rings[i]);
+	}
+	free(c->rings);
+	free(c->parts);
+	free(c);
+}
+
+int
+shmq_assign(shmq_consumer_t *c, const uint32_t *parts, size_t n)
+{
+	if (c == NULL || c->in_group || (parts == NULL && n != 0)) {
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (parts[k] >= c->nparts) {
+			return -EINVAL;
+		}
+	}
+	c->borrowed = false;
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		c->parts[i].active = false;
+	}
+	for (size_t k = 0; k < n; k++) {
+		part_start(c, &c->parts[parts[k]], NEED_RESET);
+	}
+	return 0;
+}
+
+int
+shmq_seek(shmq_consumer_t *c, uint32_t part, uint64_t offset)
+{
+	if (c == NULL || part >= c->nparts || !c->parts[part].active ||
+	    offset == NEED_RESET) {
+		return -EINVAL;
+	}
+	struct cpart *cp = &c->parts[part];
+	cp->next_off = offset;
+	cp->pos_valid = false;
+	return 0;
+}
+
+int
+shmq_seek_to(shmq_consumer_t *c, uint32_t part, int whence)
+{
+	if (c == NULL || part >= c->nparts || !c->parts[part].active ||
+	    (whence != SHMQ_SEEK_BEGINNING && whence != SHMQ_SEEK_END)) {
+		return -EINVAL;
+	}
+	struct ring *r = &c->rings[part];
+	return shmq_seek(c, part,
+	    whence == SHMQ_SEEK_BEGINNING
+	        ? atomic_load(&r->hdr->hdr_start_off)
+	        : shmqi_ring_committed_off(r));
+}
+
+ssize_t
+shmq_assignment(shmq_consumer_t *c, uint32_t *parts, size_t cap)
+{
+	size_t n = 0;
+	if (c == NULL || (parts == NULL && cap != 0)) {
+		return -EINVAL;
+	}
+	if (c->in_group) {
+		int rc = group_sync(c, false);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		if (c->parts[i].active) {
+			if (n < cap) {
+				parts[n] = i;
+			}
+			n++;
+		}
+	}
+	return (ssize_t)n;
+}
+
+int
+shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records)
+{
+	uint64_t lag = 0;
+	if (c == NULL || records == NULL) {
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < c->nparts; i++) {
+		struct cpart *cp = &c->parts[i];
+		if (!cp->active) {
+			continue;
+		}
+		uint64_t end = shmqi_ring_committed_off(&c->rings[i]);
+		uint64_t from = cp->next_off == NEED_RESET
+		    ? atomic_load(&c->rings[i].hdr->hdr_start_off)
+		    : cp->next_off;
+		lag += end > from ? end - from : 0;
+	}
+	*records = lag;
+	return 0;
+}

@@ -1,0 +1,498 @@
+/*
+ * shmq.h — the only public header of libshmq.
+ *
+ * shmq gives processes on one Linux host Kafka's semantics (topics,
+ * partitions, offsets, consumer groups, committed offsets) at shared-memory
+ * speed.  Producers and consumers attach to an *instance* (one directory)
+ * and exchange records through mmap'd partition ring files on tmpfs.
+ *
+ * Conventions used throughout this header:
+ *
+ *  - Functions return 0 on success and a negative number on failure:
+ *    either a negative errno (-EINVAL, -ENOMEM, -EAGAIN, -ETIMEDOUT,
+ *    -EMSGSIZE, -ENOENT, -EEXIST, ...) or one of the SHMQ_E* codes below,
+ *    which live far below the errno range.  Functions that return a count
+ *    return ssize_t: >= 0 is the count, < 0 an error.  shmq_strerror()
+ *    describes every value.  There is no global error state.
+ *  - Ownership changes hands only on success: when a call fails, nothing
+ *    was consumed, sent or freed, and the caller still owns what it had.
+ *  - Handles (shmq_t, shmq_producer_t, shmq_consumer_t) belong to the
+ *    process that opened them.  After fork() the child must not use the
+ *    parent's handles (except to close them); it attaches on its own.
+ *  - Thread safety: shmq_t may be shared by threads (topic and open calls
+ *    are serialised internally).  A producer or consumer handle must be
+ *    used by one thread at a time; different handles need no locking.
+ *  - Options structs start with their own size so that they can grow
+ *    without breaking the ABI: fill them with the *_init() function, then
+ *    change fields.  NULL options mean the defaults.
+ */
+#ifndef SHMQ_H
+#define SHMQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SHMQ_BUILDING)
+#define SHMQ_API __attribute__((visibility("default")))
+#else
+#define SHMQ_API
+#endif
+
+#define SHMQ_VERSION_MAJOR 0
+#define SHMQ_VERSION_MINOR 1
+#define SHMQ_VERSION_PATCH 0
+#define SHMQ_MAKE_VERSION(a, b, c) ((a) * 10000 + (b) * 100 + (c))
+#define SHMQ_VERSION                                                           \
+	SHMQ_MAKE_VERSION(SHMQ_VERSION_MAJOR, SHMQ_VERSION_MINOR,              \
+	    SHMQ_VERSION_PATCH)
+
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+SHMQ_API const char *shmq_version(void);
+
+/*
+ * Library error codes.  They sit in a block far below the errno range, so
+ * a negative return is either -errno or one of these.
+ */
+#define SHMQ_ERRBASE (-30000)
+/* Shared memory or a file failed validation: stop using the object. */
+#define SHMQ_ECORRUPT (SHMQ_ERRBASE - 1)
+/* A ring or group file of another layout major version: upgrade. */
+#define SHMQ_EVERSION (SHMQ_ERRBASE - 2)
+/* The partition is sticky-failed; only close is allowed. */
+#define SHMQ_EFAILED (SHMQ_ERRBASE - 3)
+/* The ack level needs shmq-replicator, which is not available yet. */
+#define SHMQ_ENOREPLICATOR (SHMQ_ERRBASE - 4)
+/* The consumer was lapped on a `drop` topic: records were lost. */
+#define SHMQ_ELAPPED (SHMQ_ERRBASE - 5)
+/* The consumer's offset is outside the log and its reset policy is
+ * SHMQ_RESET_ERROR. */
+#define SHMQ_EOUTOFRANGE (SHMQ_ERRBASE - 6)
+/* The reservation was reclaimed (the producer stalled too long). */
+#define SHMQ_ERECLAIMED (SHMQ_ERRBASE - 7)
+/* The topic was deleted while the handle was open. */
+#define SHMQ_EDELETED (SHMQ_ERRBASE - 8)
+/* The partition is not owned by this group member (rebalanced away). */
+#define SHMQ_ENOTOWNER (SHMQ_ERRBASE - 9)
+/* The ring is full and the topic's overflow policy is `block`, or a
+ * zero-copy view was overwritten before it was released. */
+#define SHMQ_ESTALE (SHMQ_ERRBASE - 10)
+
+/* Never NULL.  Covers 0, -errno and every SHMQ_E*; thread-safe. */
+SHMQ_API const char *shmq_strerror(int err);
+
+/* Limits.  Names are [A-Za-z0-9._-], 1..SHMQ_NAME_MAX bytes, and not
+ * "." or "..". */
+#define SHMQ_NAME_MAX 100
+#define SHMQ_PARTITIONS_MAX 1024
+#define SHMQ_RING_SIZE_MIN (64u * 1024u)
+#define SHMQ_RING_SIZE_MAX (1ull << 36)
+#define SHMQ_RING_SIZE_DEFAULT (16u * 1024u * 1024u)
+/* A record (header + key + value) may use at most this fraction of the
+ * ring, so that a ring always holds a few records. */
+#define SHMQ_RECORD_FRACTION 4
+/* Bytes of record header stored in front of key and value. */
+#define SHMQ_RECORD_OVERHEAD 56
+
+/* ------------------------------------------------------------------ */
+/* Instance                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct shmq shmq_t;
+
+typedef struct shmq_options {
+	size_t size; /* sizeof(shmq_options_t), set by shmq_options_init */
+	/* Directory (on tmpfs) for rings and group state.  NULL: a
+	 * directory under /dev/shm named after the instance id. */
+	const char *shm_dir;
+	/* File mode for everything shmq creates: 0600 (default) or 0660
+	 * to share an instance with a group. */
+	unsigned mode;
+	/* Create the home directory if it does not exist (default 1). */
+	int create;
+	/* A reservation whose owner process died is aborted after this
+	 * many ms without progress (default 100; max 1000). */
+	unsigned reclaim_ms;
+	/* A reservation held this long by a live but stalled producer is
+	 * aborted too; its late commit gets SHMQ_ERECLAIMED.  0 = never
+	 * (default 10000). */
+	unsigned stall_ms;
+} shmq_options_t;
+
+SHMQ_API void shmq_options_init(shmq_options_t *opts);
+
+/*
+ * Attach to the instance in directory `home` (NULL: $SHMQ_HOME, else
+ * ./shmq-home).  On success *q is the handle.  On failure *q is set to
+ * NULL; shmq_detach(NULL) is allowed, so cleanup code need not care.
+ * Errors: -EINVAL (bad argument), -ENOENT (home missing and create == 0),
+ * -EACCES/-EPERM (ownership or mode of home or shm dir is not ours),
+ * SHMQ_ECORRUPT (instance id file damaged), -errno from the system.
+ */
+SHMQ_API int shmq_attach(const char *home, const shmq_options_t *opts,
+    shmq_t **q);
+
+/* Close every producer and consumer still open on q, then free q.
+ * Accepts NULL. */
+SHMQ_API void shmq_detach(shmq_t *q);
+
+/* The absolute home directory and shm directory of an attached
+ * instance; valid until shmq_detach. */
+SHMQ_API const char *shmq_home(const shmq_t *q);
+SHMQ_API const char *shmq_shm_dir(const shmq_t *q);
+
+/* ------------------------------------------------------------------ */
+/* Topics                                                             */
+/* ------------------------------------------------------------------ */
+
+enum shmq_overflow {
+	/* Producers wait for the slowest group that has a live member. */
+	SHMQ_OVERFLOW_BLOCK = 0,
+	/* Producers overwrite; a lapped consumer gets SHMQ_ELAPPED. */
+	SHMQ_OVERFLOW_DROP = 1,
+};
+
+typedef struct shmq_topic_config {
+	size_t size;          /* sizeof, set by shmq_topic_config_init */
+	uint32_t partitions;  /* 1..SHMQ_PARTITIONS_MAX (default 1) */
+	uint64_t ring_size;   /* bytes per partition ring, power of two,
+	                       * SHMQ_RING_SIZE_MIN..MAX (default 16 MiB) */
+	int overflow;         /* enum shmq_overflow (default BLOCK) */
+} shmq_topic_config_t;
+
+SHMQ_API void shmq_topic_config_init(shmq_topic_config_t *cfg);
+
+/* Create a topic.  -EEXIST if it exists, -EINVAL for a bad name or
+ * config (ring size not a power of two, out of range, ...). */
+SHMQ_API int shmq_topic_create(shmq_t *q, const char *name,
+    const shmq_topic_config_t *cfg);
+
+/* Delete a topic and its rings and group state.  Open handles on it get
+ * SHMQ_EDELETED from then on.  -ENOENT if there is no such topic. */
+SHMQ_API int shmq_topic_delete(shmq_t *q, const char *name);
+
+/* Call fn(name, arg) for every topic, in name order.  A non-zero return
+ * from fn stops the walk and is returned. */
+SHMQ_API int shmq_topic_list(shmq_t *q,
+    int (*fn)(const char *name, void *arg), void *arg);
+
+/* Read a topic's configuration.  -ENOENT if there is no such topic. */
+SHMQ_API int shmq_topic_describe(shmq_t *q, const char *name,
+    shmq_topic_config_t *cfg);
+
+typedef struct shmq_partition_info {
+	uint64_t log_start;  /* oldest offset still readable */
+	uint64_t committed;  /* every offset below is fully written */
+	uint64_t end;        /* next offset to be handed out */
+	uint64_t ring_size;  /* bytes */
+	uint64_t ring_used;  /* bytes between oldest record and end */
+	uint64_t records_in; /* records appended since the ring was made */
+	uint64_t bytes_in;   /* key + value bytes appended */
+	uint64_t aborted;    /* reservations aborted or reclaimed */
+	uint32_t producers;  /* live producer handles */
+	uint32_t consumers;  /* live consumer handles */
+	uint32_t leader_epoch;
+	uint32_t reserved;
+} shmq_partition_info_t;
+
+/* Snapshot of one partition.  The fields are read without a lock, so
+ * they may be from slightly different instants, but each is exact. */
+SHMQ_API int shmq_partition_info(shmq_t *q, const char *topic,
+    uint32_t partition, shmq_partition_info_t *info);
+
+/* ------------------------------------------------------------------ */
+/* Producers                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct shmq_producer shmq_producer_t;
+
+/* Ack levels (Kafka's acks).  The send returns once the level is
+ * reached.  DURABLE and ALL need shmq-replicator: until it exists they
+ * return SHMQ_ENOREPLICATOR, never a silent downgrade. */
+enum shmq_acks {
+	SHMQ_ACKS_NONE = 0,    /* written into the ring (may still be
+	                        * hidden behind an earlier reservation) */
+	SHMQ_ACKS_LEADER = 1,  /* visible to consumers (default) */
+	SHMQ_ACKS_DURABLE = 2, /* on local disk */
+	SHMQ_ACKS_ALL = 3,     /* on every in-sync replica */
+};
+
+/* Producer flags. */
+/* This producer is the only writer of the topic: it skips the shared
+ * lock.  Opening fails with -EBUSY while another producer is open, and
+ * other producers get -EBUSY while it is open. */
+#define SHMQ_PRODUCER_EXCLUSIVE 0x1u
+
+typedef struct shmq_producer_options {
+	size_t size;          /* set by shmq_producer_options_init */
+	int acks;             /* enum shmq_acks (default LEADER) */
+	unsigned flags;       /* SHMQ_PRODUCER_* */
+	/* How long a send may wait for ring space on a `block` topic
+	 * before -EAGAIN; -1 waits forever (default). */
+	int timeout_ms;
+	/* Keyless records stick to one partition for this many records,
+	 * then move to the next (Kafka's sticky partitioner).  Default
+	 * 1024. */
+	uint32_t sticky_records;
+} shmq_producer_options_t;
+
+SHMQ_API void shmq_producer_options_init(shmq_producer_options_t *opts);
+
+/* Open a producer on `topic`.  Errors: -ENOENT (no topic), -EBUSY (see
+ * SHMQ_PRODUCER_EXCLUSIVE), SHMQ_ENOREPLICATOR (acks DURABLE/ALL),
+ * SHMQ_ECORRUPT/SHMQ_EVERSION (ring validation). */
+SHMQ_API int shmq_producer_open(shmq_t *q, const char *topic,
+    const shmq_producer_options_t *opts, shmq_producer_t **p);
+
+/* Abort open reservations and close.  Accepts NULL. */
+SHMQ_API void shmq_producer_close(shmq_producer_t *p);
+
+/* Pass as `partition` to choose by key (murmur2, as Kafka's Java
+ * client) or, without a key, by the sticky partitioner. */
+#define SHMQ_PARTITION_ANY (-1)
+
+typedef struct shmq_msg {
+	const void *key;   /* may be NULL when key_len == 0 */
+	size_t key_len;
+	const void *value; /* may be NULL when value_len == 0 */
+	size_t value_len;
+	int32_t partition; /* in: SHMQ_PARTITION_ANY or a partition;
+	                    * out: the partition used */
+	int64_t timestamp; /* in: ns since the epoch, 0 = now; out: used */
+	uint64_t offset;   /* out: the record's offset */
+} shmq_msg_t;
+
+/*
+ * Append one record.  On success m->partition, m->timestamp and
+ * m->offset say where it went.  Blocks only on a full `block` topic (up
+ * to timeout_ms).  Errors: -EINVAL (partition out of range, NULL data
+ * with non-zero length), -EMSGSIZE (record larger than ring/4),
+ * -EAGAIN (timeout on a full ring), SHMQ_EDELETED, SHMQ_EFAILED.
+ */
+SHMQ_API int shmq_send(shmq_producer_t *p, shmq_msg_t *m);
+
+/* Append n records with one reservation per partition run.  Returns how
+ * many were appended (all of them, or fewer with the error of the first
+ * that failed reported on the next call), or a negative error if none
+ * was.  Records to one partition keep their order and get consecutive
+ * offsets. */
+SHMQ_API ssize_t shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs,
+    size_t n);
+
+/* The partition Kafka's default partitioner picks for this key:
+ * (murmur2(key) & 0x7fffffff) % partitions. */
+SHMQ_API int32_t shmq_partition_for_key(const void *key, size_t key_len,
+    uint32_t partitions);
+
+/* Zero-copy write: a slice of the ring, lent out until commit/abort. */
+typedef struct shmq_slice {
+	void *key;         /* key_len bytes to fill */
+	void *value;       /* value_len bytes to fill */
+	size_t key_len;
+	size_t value_len;
+	int32_t partition;
+	uint32_t reserved_;
+	uint64_t offset;   /* the offset the record will have */
+	uint64_t opaque_[2];
+} shmq_slice_t;
+
+/*
+ * Reserve room for one record in `partition` (SHMQ_PARTITION_ANY: the
+ * sticky partition — to place by key, pass shmq_partition_for_key()).
+ * Write key and value in place, then call shmq_commit or shmq_abort.
+ * Offsets are handed out in reservation order, and consumers see
+ * records in offset order, so hold a slice briefly: until it is
+ * committed or aborted, later records of the partition are invisible.
+ * If this process dies while holding it, another process aborts it
+ * after reclaim_ms; the offset then stays unused (a gap).
+ */
+SHMQ_API int shmq_reserve(shmq_producer_t *p, int32_t partition,
+    size_t key_len, size_t value_len, shmq_slice_t *s);
+
+/* Publish a reserved slice.  SHMQ_ERECLAIMED if it was reclaimed
+ * because this producer stalled longer than stall_ms. */
+SHMQ_API int shmq_commit(shmq_producer_t *p, shmq_slice_t *s);
+
+/* Give a reserved slice up: its offset becomes a gap. */
+SHMQ_API int shmq_abort(shmq_producer_t *p, shmq_slice_t *s);
+
+/* ------------------------------------------------------------------ */
+/* Consumers                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct shmq_consumer shmq_consumer_t;
+
+enum shmq_reset {
+	SHMQ_RESET_EARLIEST = 0, /* default: oldest retained record */
+	SHMQ_RESET_LATEST = 1,   /* the end of the log */
+	SHMQ_RESET_ERROR = 2,    /* fail with SHMQ_EOUTOFRANGE */
+};
+
+enum shmq_idle {
+	SHMQ_IDLE_SPIN_PARK = 0, /* spin briefly, then sleep on a futex */
+	SHMQ_IDLE_BUSY_SPIN = 1, /* never sleep: lowest latency, one core */
+};
+
+/* Consumer flags. */
+/* Each poll commits what the previous poll returned (at-least-once). */
+#define SHMQ_CONSUMER_AUTO_COMMIT 0x1u
+
+typedef struct shmq_consumer_options {
+	size_t size;         /* set by shmq_consumer_options_init */
+	const char *group;   /* NULL: standalone (use shmq_assign) */
+	int reset;           /* enum shmq_reset */
+	int idle;            /* enum shmq_idle */
+	unsigned flags;      /* SHMQ_CONSUMER_* */
+	unsigned spin_us;    /* spin before parking (default 50) */
+} shmq_consumer_options_t;
+
+SHMQ_API void shmq_consumer_options_init(shmq_consumer_options_t *opts);
+
+/*
+ * Open a consumer.  With a group it joins the group's membership (kept
+ * in shared memory) and is given partitions by the group's sticky
+ * assignment; it starts each from the group's committed offset, or the
+ * reset policy.  Without a group it reads nothing until shmq_assign.
+ * Errors: -ENOENT (no topic), -EINVAL, -EMFILE (group full: 64
+ * members), SHMQ_ECORRUPT/SHMQ_EVERSION.
+ */
+SHMQ_API int shmq_consumer_open(shmq_t *q, const char *topic,
+    const shmq_consumer_options_t *opts, shmq_consumer_t **c);
+
+/* Leave the group (auto-commit first, if enabled) and close.  The
+ * partitions move to the remaining members.  Accepts NULL. */
+SHMQ_API void shmq_consumer_close(shmq_consumer_t *c);
+
+/* Standalone consumers: read exactly these partitions, each from the
+ * reset policy's position until shmq_seek moves it.  -EINVAL in a
+ * group or for a partition out of range. */
+SHMQ_API int shmq_assign(shmq_consumer_t *c, const uint32_t *partitions,
+    size_t n);
+
+/* Next read of `partition` starts at `offset`.  Offsets below the log
+ * start or above its end take the reset policy when read.  The
+ * partition must be assigned (in a group: owned now) or -EINVAL. */
+SHMQ_API int shmq_seek(shmq_consumer_t *c, uint32_t partition,
+    uint64_t offset);
+
+/* SHMQ_SEEK_* for shmq_seek_to. */
+#define SHMQ_SEEK_BEGINNING 0
+#define SHMQ_SEEK_END 1
+SHMQ_API int shmq_seek_to(shmq_consumer_t *c, uint32_t partition,
+    int whence);
+
+/* One record as seen by a consumer. */
+typedef struct shmq_record {
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	uint32_t partition;
+	uint32_t reserved_;
+	uint64_t offset;
+	int64_t timestamp;   /* ns since the epoch, set by the producer */
+	uint64_t lost;       /* with SHMQ_ELAPPED: records skipped */
+	uint64_t opaque_[2];
+} shmq_record_t;
+
+/*
+ * Zero-copy read: wait up to timeout_ms (0: don't wait, -1: forever) for
+ * the next record of any assigned partition and lend it out.  r->key and
+ * r->value point into the shared ring and stay valid until
+ * shmq_release(c, r) or the consumer is closed; do not write through
+ * them.  One record may be borrowed at a time.  Returns 0, -EAGAIN
+ * (nothing within the timeout), SHMQ_ELAPPED (on a `drop` topic the
+ * ring overran this consumer; r->partition and r->lost say where and
+ * how many; the next call continues from the oldest record), or
+ * SHMQ_EOUTOFRANGE (reset policy ERROR), SHMQ_EDELETED.
+ */
+SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r,
+    int timeout_ms);
+
+/* Return a borrowed record.  0, or SHMQ_ESTALE if on a `drop` topic the
+ * ring overwrote it while it was borrowed: whatever was read from it
+ * must be discarded (the consumer then continues as after
+ * SHMQ_ELAPPED). */
+SHMQ_API int shmq_release(shmq_consumer_t *c, shmq_record_t *r);
+
+/*
+ * Copy read: like shmq_peek, but copies key then value into buf (cap
+ * bytes) and sets r->key/r->value to point into buf.  -EMSGSIZE if cap
+ * is too small: r->key_len + r->value_len is then the size needed and
+ * the record stays queued.
+ */
+SHMQ_API int shmq_recv(shmq_consumer_t *c, void *buf, size_t cap,
+    shmq_record_t *r, int timeout_ms);
+
+/* Commit, for every partition, the offset after the last record
+ * returned (Kafka's commitSync()).  In a group the offsets are stored
+ * in the group's shared state and survive process restarts. */
+SHMQ_API int shmq_consumer_commit(shmq_consumer_t *c);
+
+/* Commit `offset` (the next record to read) for one partition. */
+SHMQ_API int shmq_consumer_commit_offset(shmq_consumer_t *c,
+    uint32_t partition, uint64_t offset);
+
+/* The partitions this consumer reads now, ascending, in parts[0..n).
+ * Returns the count (which may exceed cap; only cap are written). */
+SHMQ_API ssize_t shmq_assignment(shmq_consumer_t *c, uint32_t *parts,
+    size_t cap);
+
+/* Records between this consumer's position and the end, over its
+ * partitions. */
+SHMQ_API int shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records);
+
+/* ------------------------------------------------------------------ */
+/* Groups (administration; members use shmq_consumer_open)            */
+/* ------------------------------------------------------------------ */
+
+/* Call fn(group, topic, arg) for every group of the instance. */
+SHMQ_API int shmq_group_list(shmq_t *q,
+    int (*fn)(const char *group, const char *topic, void *arg),
+    void *arg);
+
+typedef struct shmq_group_partition {
+	uint32_t partition;
+	int32_t owner;       /* member slot, -1 = none */
+	pid_t owner_pid;     /* 0 = none */
+	uint32_t reserved_;
+	uint64_t committed;  /* next offset the group will read */
+	uint64_t end;        /* partition end */
+	uint64_t lag;        /* end - committed, in records */
+	uint64_t records_out;
+	uint64_t bytes_out;
+	uint64_t lost;       /* records overrun on a `drop` topic */
+} shmq_group_partition_t;
+
+/* Per-partition state of `group` on `topic`, in parts[0..n) for n up to
+ * cap.  Returns the number of partitions (which may exceed cap), -ENOENT
+ * if the group never consumed the topic. */
+SHMQ_API ssize_t shmq_group_describe(shmq_t *q, const char *group,
+    const char *topic, shmq_group_partition_t *parts, size_t cap);
+
+/* Live members of the group. */
+SHMQ_API int shmq_group_members(shmq_t *q, const char *group,
+    const char *topic, uint32_t *members);
+
+/* Set the group's committed offset of one partition.  -EBUSY while the
+ * group has live members (as Kafka requires an inactive group). */
+SHMQ_API int shmq_group_set_offset(shmq_t *q, const char *group,
+    const char *topic, uint32_t partition, uint64_t offset);
+
+/* Delete the group's state.  -EBUSY while it has live members. */
+SHMQ_API int shmq_group_delete(shmq_t *q, const char *group,
+    const char *topic);
+
+/* First offset whose timestamp is >= ts_ns, or the partition end when
+ * there is none (Kafka's offsetsForTimes). */
+SHMQ_API int shmq_offset_for_time(shmq_t *q, const char *topic,
+    uint32_t partition, int64_t ts_ns, uint64_t *offset);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMQ_H */

@@ -1,0 +1,293 @@
+/*
+ * internal.h — shmqi_* declarations shared between the library's files.
+ * Never installed.  Public entry points (shmq_*) check their arguments
+ * once; everything declared here asserts its preconditions instead.
+ */
+#ifndef SHMQ_INTERNAL_H
+#define SHMQ_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "shmq.h"
+
+#define SHMQ_PATH_MAX 4096
+/* Directories are shorter, so every path built from them fits. */
+#define SHMQ_DIR_MAX 3072
+
+/* ---- instance ------------------------------------------------------ */
+
+struct shmq {
+	char home[SHMQ_DIR_MAX];
+	char shm_dir[SHMQ_DIR_MAX];
+	uint64_t instance_id;
+	uint8_t boot_id[16];
+	unsigned mode;
+	unsigned reclaim_ms;
+	unsigned stall_ms;
+	pthread_mutex_t lock; /* serialises topic admin and open lists */
+	struct shmq_producer *producers;
+	struct shmq_consumer *consumers;
+};
+
+bool shmqi_name_valid(const char *name);
+int shmqi_topic_path(const shmq_t *q, const char *topic, char *buf,
+    size_t cap);
+int shmqi_ring_path(const shmq_t *q, const char *topic, uint32_t part,
+    char *buf, size_t cap);
+int shmqi_group_path(const shmq_t *q, const char *group, const char *topic,
+    char *buf, size_t cap);
+uint64_t shmqi_random64(void);
+/* Instance-wide lock for creating, rebuilding and deleting files: an fd
+ * holding an OFD lock (dropped by the kernel if we die), or -errno. */
+int shmqi_instance_lock(const shmq_t *q);
+void shmqi_instance_unlock(int fd);
+
+/* ---- topic metadata ------------------------------------------------ */
+
+struct topic_meta {
+	uint64_t id; /* random, so a re-created topic is a new topic */
+	uint32_t partitions;
+	uint64_t ring_size;
+	int overflow;
+};
+
+int shmqi_topic_load(const shmq_t *q, const char *name,
+    struct topic_meta *m);
+
+/* ---- ring ---------------------------------------------------------- */
+
+struct ring {
+	int fd;
+	struct ring_hdr *hdr;
+	uint8_t *data;
+	uint64_t *index;
+	uint64_t cap;  /* capacity (copied once, validated) */
+	uint64_t mask; /* cap - 1 */
+	uint32_t index_mask;
+	uint32_t max_record;
+	size_t map_len;
+	uint32_t slot;  /* our client slot, or UINT32_MAX */
+	uint32_t owner; /* slot << 24 | generation, for rec_owner */
+	unsigned reclaim_ms;
+	unsigned stall_ms;
+};
+
+/* Open (creating or rebuilding when missing or stale) partition `part`
+ * of topic `m`. */
+int shmqi_ring_open(const shmq_t *q, const char *topic,
+    const struct topic_meta *m, uint32_t part, struct ring *r);
+void shmqi_ring_close(struct ring *r);
+/* Claim a client slot (held until close; freed by the kernel at death). */
+int shmqi_ring_claim_client(struct ring *r, uint32_t kind);
+int shmqi_ring_check(const struct ring *r);
+
+int shmqi_ring_lock(struct ring *r);
+void shmqi_ring_unlock(struct ring *r);
+
+static inline struct rec_hdr *
+shmqi_rec_at(const struct ring *r, uint64_t pos)
+{
+	return (struct rec_hdr *)(r->data + (pos & r->mask));
+}
+
+static inline uint64_t
+shmqi_align8(uint64_t n)
+{
+	return (n + (REC_ALIGN - 1)) & ~(uint64_t)(REC_ALIGN - 1);
+}
+
+/* A reservation request and its result. */
+struct rsv_item {
+	uint32_t key_len;
+	uint32_t value_len;
+	uint64_t pos; /* out */
+};
+
+/* Reserve records [0, n) in order; caller holds the lock (or is the
+ * exclusive writer).  Returns 0 and the first offset, -EAGAIN when the
+ * ring has no room now, -EMSGSIZE, SHMQ_ECORRUPT. */
+int shmqi_ring_reserve(struct ring *r, struct rsv_item *items, size_t n,
+    uint64_t *first_off);
+/* Publish one reserved record (fills its CRC).  SHMQ_ERECLAIMED if a
+ * reclaimer aborted it first. */
+int shmqi_ring_commit_rec(struct ring *r, uint64_t pos);
+int shmqi_ring_abort_rec(struct ring *r, uint64_t pos);
+/* Advance committed_pos over every complete record; wake sleepers. */
+void shmqi_ring_advance(struct ring *r);
+/* Abort the reservation blocking committed_pos if its owner is dead (or
+ * stalled past stall_ms since `since_ns`).  Returns true if it did. */
+bool shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns);
+/* Rebuild writer state after a writer died mid-update. */
+int shmqi_ring_repair(struct ring *r);
+/* Recompute the limit up to which a writer may overwrite. */
+uint64_t shmqi_ring_limit(struct ring *r);
+void shmqi_ring_wake_space(struct ring *r);
+
+/* Result of locating an offset. */
+enum locate_rc {
+	LOC_FOUND = 0,
+	LOC_BELOW = 1,   /* below the oldest record in the ring */
+	LOC_ABOVE = 2,   /* beyond the end of the log */
+	LOC_PENDING = 3, /* not yet committed; try again later */
+};
+int shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos);
+/* Offset at the committed watermark. */
+uint64_t shmqi_ring_committed_off(struct ring *r);
+
+/* Wait until seq != seen or timeout; wakes on futex.  ms < 0: forever. */
+int shmqi_futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms);
+void shmqi_futex_wake(_Atomic uint32_t *word);
+/* Wait on several words at once (futex_waitv); falls back to the first
+ * word with a short timeout where the kernel lacks it. */
+int shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen,
+    size_t n, int ms);
+
+/* ---- OS seam (shm_linux.c) ----------------------------------------- */
+
+int64_t shmqi_now_ns(void);      /* CLOCK_REALTIME */
+int64_t shmqi_mono_ns(void);     /* CLOCK_MONOTONIC */
+/* Record timestamps: CLOCK_REALTIME_COARSE, tick resolution (1-4 ms,
+ * finer than Kafka's ms timestamps need) at a fraction of the cost. */
+int64_t shmqi_coarse_ns(void);
+int shmqi_file_create(const char *path, unsigned mode, uint64_t size,
+    int *fd);
+int shmqi_file_open(const char *path, unsigned mode, int *fd,
+    uint64_t *size);
+int shmqi_map(int fd, size_t len, void **addr);
+void shmqi_unmap(void *addr, size_t len);
+/* OFD locks: taken for the lifetime of the fd; released by the kernel. */
+int shmqi_lock_byte(int fd, int64_t byte, bool exclusive);
+void shmqi_unlock_byte(int fd, int64_t byte);
+int shmqi_lock_byte_wait(int fd, int64_t byte);
+/* Is `byte` locked by any other open file description? */
+bool shmqi_lock_held(int fd, int64_t byte);
+int shmqi_write_file_atomic(const char *dir, const char *name,
+    const void *data, size_t len, unsigned mode);
+int shmqi_read_boot_id(uint8_t id[16]);
+int shmqi_mutex_init_shared(pthread_mutex_t *m);
+
+/* Fault injection (tests): make the Nth OS operation fail with err. */
+void shmqi_fault_set(long nth, int err, bool persistent);
+long shmqi_fault_count(void);
+
+/* Named crash points: a test sets shmqi_test_hook in a child process and
+ * kills it at the point (tests/unit/test_crash.c).  NULL in production:
+ * one predictable branch. */
+enum shmqi_point {
+	POINT_RESERVE_LOCKED = 1, /* inside the lock, headers half written */
+	POINT_RESERVE_PUBLISHED,  /* inside the lock, end_pos published,
+	                           * end_off not yet */
+	POINT_AFTER_RESERVE,      /* reserved, nothing copied */
+	POINT_MID_COPY,           /* key copied, value not */
+	POINT_BEFORE_COMMIT,      /* copied, commit word not set */
+	POINT_AFTER_COMMIT,       /* committed, watermark not advanced */
+	POINT_COUNT
+};
+extern void (*volatile shmqi_test_hook)(int point);
+#define SHMQI_POINT(p)                                                         \
+	do {                                                                   \
+		if (__builtin_expect(shmqi_test_hook != NULL, 0)) {            \
+			shmqi_test_hook(p);                                    \
+		}                                                              \
+	} while (0)
+
+/* ---- checksums and hashing ---------------------------------------- */
+
+uint32_t shmqi_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t shmqi_murmur2(const void *key, size_t len);
+uint32_t shmqi_rec_crc(const struct rec_hdr *h, const void *payload);
+
+/* ---- groups -------------------------------------------------------- */
+
+struct group {
+	int fd;
+	struct grp_hdr *hdr;
+	size_t map_len;
+	uint32_t partitions;
+	int32_t slot; /* our member slot, -1 before join */
+};
+
+int shmqi_group_open(const shmq_t *q, const char *group, const char *topic,
+    const struct topic_meta *m, bool create, struct group *g);
+void shmqi_group_close(struct group *g);
+int shmqi_group_join(struct group *g);
+void shmqi_group_leave(struct group *g);
+int shmqi_group_lock(struct group *g);
+void shmqi_group_unlock(struct group *g);
+/* Free slots of dead members and their partitions; returns true if any
+ * changed.  Caller holds the lock. */
+bool shmqi_group_reap(struct group *g);
+int shmqi_group_live_members(struct group *g);
+/* Compute this member's target set and claim/release accordingly under
+ * the lock.  `release_cb` is called before each release. */
+int shmqi_group_rebalance(struct group *g,
+    void (*release_cb)(uint32_t part, void *arg), void *arg);
+/* Make sure partition `part` of ring r has a gate for this group. */
+int shmqi_group_gate(struct group *g, struct ring *r, uint32_t part);
+void shmqi_group_bump(struct group *g);
+
+/* ---- producer/consumer handles ------------------------------------- */
+
+struct shmq_producer {
+	shmq_t *q;
+	struct shmq_producer *next;
+	char topic[SHMQ_NAME_MAX + 1];
+	struct topic_meta meta;
+	struct ring *rings;
+	uint32_t nrings;
+	int acks;
+	unsigned flags;
+	int timeout_ms;
+	uint32_t sticky_records;
+	uint32_t sticky_part;
+	uint32_t sticky_left;
+	struct rsv_item *items;
+	size_t items_cap;
+};
+
+struct cpart {
+	uint32_t id;
+	bool active; /* assigned (standalone) or owned (group) */
+	bool pos_valid;
+	uint64_t next_off;
+	uint64_t next_pos;
+	uint64_t seen_committed; /* cached committed_pos */
+	uint64_t commit_off;     /* last committed by us */
+	uint64_t returned_off;   /* next offset after the last returned */
+	uint64_t returned_pos;
+	bool returned_any;
+	uint64_t stuck_pos;      /* committed_pos when progress stopped */
+	int64_t stuck_since;
+};
+
+struct shmq_consumer {
+	shmq_t *q;
+	struct shmq_consumer *next;
+	char topic[SHMQ_NAME_MAX + 1];
+	char group_name[SHMQ_NAME_MAX + 1];
+	struct topic_meta meta;
+	struct ring *rings;
+	struct cpart *parts;
+	uint32_t nparts;
+	uint32_t rr; /* round-robin cursor */
+	int reset;
+	int idle;
+	unsigned flags;
+	unsigned spin_us;
+	bool in_group;
+	struct group group;
+	uint32_t group_gen; /* generation last acted on */
+	int64_t next_liveness_ns;
+	uint32_t polls;
+	bool borrowed;
+	uint32_t borrow_part;
+	uint64_t borrow_pos;
+	uint64_t borrow_ext;
+	bool auto_pending; /* auto-commit what the last poll returned */
+};
+
+#endif /* SHMQ_INTERNAL_H */

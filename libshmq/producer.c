@@ -1,0 +1,542 @@
+/*
+ * producer.c — producer handles: choosing a partition, reserving (with a
+ * bounded wait for space), copying, committing, and waiting for the ack
+ * level.  The protocol itself is in ring.c.
+ *
+ * Each producer holds, per partition ring, a client slot (so readers can
+ * tell whether a stuck reservation's owner is alive) and a shared OFD
+ * lock on the ring's "exclusive" byte; an exclusive producer holds it
+ * exclusively and may then skip the ring mutex altogether.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define STICKY_DEFAULT 1024u
+#define SPACE_SLICE_MS 20 /* re-check gates of groups that died */
+#define BATCH_ITEMS_MIN 64u
+
+void
+shmq_producer_options_init(shmq_producer_options_t *o)
+{
+	if (o == NULL) {
+		return;
+	}
+	memset(o, 0, sizeof *o);
+	o->size = sizeof *o;
+	o->acks = SHMQ_ACKS_LEADER;
+	o->timeout_ms = -1;
+	o->sticky_records = STICKY_DEFAULT;
+}
+
+static bool
+exclusive(const shmq_producer_t *p)
+{
+	return (p->flags & SHMQ_PRODUCER_EXCLUSIVE) != 0;
+}
+
+/* Take this producer's place on one ring: client slot, then the
+ * exclusivity byte; repair what a dead exclusive writer left. */
+static int
+producer_join_ring(shmq_producer_t *p, struct ring *r)
+{
+	int rc = shmqi_ring_claim_client(r, CLIENT_PRODUCER);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = shmqi_lock_byte(r->fd, LOCK_EXCL_BYTE, exclusive(p));
+	if (rc == -EAGAIN) {
+		return -EBUSY;
+	}
+	if (rc != 0 || (rc = shmqi_ring_lock(r)) != 0) {
+		return rc;
+	}
+	uint32_t f = atomic_load(&r->hdr->hdr_flags);
+	if (f & RING_F_EXCL_DIRTY) {
+		/* We got the byte, so its previous exclusive holder is
+		 * gone without cleaning up: it may have died mid-update. */
+		rc = shmqi_ring_repair(r);
+		atomic_fetch_and(&r->hdr->hdr_flags, ~RING_F_EXCL_DIRTY);
+	}
+	if (rc == 0 && exclusive(p)) {
+		atomic_fetch_or(&r->hdr->hdr_flags, RING_F_EXCL_DIRTY);
+	}
+	shmqi_ring_unlock(r);
+	return rc;
+}
+
+int
+shmq_producer_open(shmq_t *q, const char *topic,
+    const shmq_producer_options_t *opts, shmq_producer_t **out)
+{
+	shmq_producer_options_t o;
+	int rc;
+
+	if (out == NULL) {
+		return -EINVAL;
+	}
+	*out = NULL;
+	if (q == NULL || !shmqi_name_valid(topic)) {
+		return -EINVAL;
+	}
+	shmq_producer_options_init(&o);
+	if (opts != NULL) {
+		if (opts->size < sizeof(size_t) || opts->size > sizeof o) {
+			return -EINVAL;
+		}
+		memcpy(&o, opts, opts->size);
+	}
+	if (o.acks < SHMQ_ACKS_NONE || o.acks > SHMQ_ACKS_ALL ||
+	    (o.flags & ~SHMQ_PRODUCER_EXCLUSIVE) != 0 || o.timeout_ms < -1) {
+		return -EINVAL;
+	}
+	if (o.acks >= SHMQ_ACKS_DURABLE) {
+		return SHMQ_ENOREPLICATOR;
+	}
+	shmq_producer_t *p = calloc(1, sizeof *p);
+	if (p == NULL) {
+		return -ENOMEM;
+	}
+	p->q = q;
+	snprintf(p->topic, sizeof p->topic, "%s", topic);
+	p->acks = o.acks;
+	p->flags = o.flags;
+	p->timeout_ms = o.timeout_ms;
+	p->sticky_records = o.sticky_records ? o.sticky_records : STICKY_DEFAULT;
+	if ((rc = shmqi_topic_load(q, topic, &p->meta)) != 0) {
+		goto fail;
+	}
+	p->rings = calloc(p->meta.partitions, sizeof *p->rings);
+	if (p->rings == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < p->meta.partitions; i++) {
+		rc = shmqi_ring_open(q, topic, &p->meta, i, &p->rings[i]);
+		if (rc != 0) {
+			goto fail;
+		}
+		p->nrings++;
+		if ((rc = producer_join_ring(p, &p->rings[i])) != 0) {
+			goto fail;
+		}
+	}
+	p->sticky_part = (uint32_t)(shmqi_random64() % p->nrings);
+	p->sticky_left = p->sticky_records;
+	pthread_mutex_lock(&q->lock);
+	p->next = q->producers;
+	q->producers = p;
+	pthread_mutex_unlock(&q->lock);
+	*out = p;
+	return 0;
+fail:
+	shmq_producer_close(p);
+	return rc;
+}
+
+void
+shmq_producer_close(shmq_producer_t *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	shmq_t *q = p->q;
+	pthread_mutex_lock(&q->lock);
+	for (shmq_producer_t **pp = &q->producers; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	for (uint32_t i = 0; i < p->nrings; i++) {
+		struct ring *r = &p->rings[i];
+		if (exclusive(p) && shmqi_ring_lock(r) == 0) {
+			atomic_fetch_and(&r->hdr->hdr_flags,
+			    ~RING_F_EXCL_DIRTY);
+			shmqi_ring_unlock(r);
+		}
+		/* Closing the fd drops the client slot: a reservation
+		 * still open is then reclaimed as if we had died. */
+		shmqi_ring_close(r);
+	}
+	free(p->rings);
+	free(p->items);
+	free(p);
+}
+
+static int
+pick_partition(shmq_producer_t *p, const shmq_msg_t *m, uint32_t *part)
+{
+	if (m->partition >= 0) {
+		if ((uint32_t)m->partition >= p->nrings) {
+			return -EINVAL;
+		}
+		*part = (uint32_t)m->partition;
+	} else if (m->partition != SHMQ_PARTITION_ANY) {
+		return -EINVAL;
+	} else if (m->key != NULL) {
+		*part = (shmqi_murmur2(m->key, m->key_len) & 0x7fffffffu) %
+		    p->nrings;
+	} else {
+		if (p->sticky_left == 0) {
+			p->sticky_part = (p->sticky_part + 1) % p->nrings;
+			p->sticky_left = p->sticky_records;
+		}
+		p->sticky_left--;
+		*part = p->sticky_part;
+	}
+	return 0;
+}
+
+static int64_t
+deadline_for(int timeout_ms)
+{
+	return timeout_ms < 0 ? INT64_MAX
+	                      : shmqi_mono_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+static int
+remaining_ms(int64_t deadline, int cap)
+{
+	if (deadline == INT64_MAX) {
+		return cap;
+	}
+	int64_t left = (deadline - shmqi_mono_ns()) / 1000000;
+	if (left <= 0) {
+		return 0;
+	}
+	return left < cap ? (int)left : cap;
+}
+
+static int
+try_reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it,
+    size_t n, uint64_t *first)
+{
+	int rc;
+	if (!exclusive(p) && (rc = shmqi_ring_lock(r)) != 0) {
+		return rc;
+	}
+	rc = shmqi_ring_reserve(r, it, n, first);
+	if (!exclusive(p)) {
+		shmqi_ring_unlock(r);
+	}
+	return rc;
+}
+
+/* Reserve, waiting on a full ring: a group catching up or a committer
+ * wakes us; a reservation abandoned by a dead process is reclaimed. */
+static int
+reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
+    uint64_t *first)
+{
+	struct ring_hdr *h = r->hdr;
+	int64_t deadline = deadline_for(p->timeout_ms);
+	uint64_t stuck_pos = UINT64_MAX;
+	int64_t stuck_since = 0;
+
+	for (;;) {
+		int rc = try_reserve(p, r, it, n, first);
+		if (rc != -EAGAIN) {
+			return rc;
+		}
+		uint32_t seq = atomic_load(&h->hdr_space_seq);
+		/* seq_cst increment pairs with the load in
+		 * shmqi_ring_wake_space: then retry once before sleeping,
+		 * so a wake-up between the two cannot be missed. */
+		atomic_fetch_add(&h->hdr_space_waiters, 1);
+		rc = try_reserve(p, r, it, n, first);
+		if (rc == -EAGAIN) {
+			int ms = remaining_ms(deadline, SPACE_SLICE_MS);
+			if (ms == 0) {
+				rc = -EAGAIN;
+			} else {
+				shmqi_futex_wait(&h->hdr_space_seq, seq, ms);
+				rc = 1; /* go round */
+			}
+		}
+		atomic_fetch_sub(&h->hdr_space_waiters, 1);
+		if (rc != 1) {
+			return rc;
+		}
+		uint64_t cp = atomic_load(&h->hdr_committed_pos);
+		if (cp != stuck_pos) {
+			stuck_pos = cp;
+			stuck_since = shmqi_mono_ns();
+		} else if (shmqi_mono_ns() - stuck_since >=
+		    (int64_t)r->reclaim_ms * 1000000) {
+			(void)shmqi_ring_reclaim(r, stuck_since);
+		}
+	}
+}
+
+/* LEADER: wait until the committed watermark passes pos, i.e. the
+ * record is visible to consumers (normally at once: we advanced it). */
+static int
+wait_visible(shmq_producer_t *p, struct ring *r, uint64_t pos)
+{
+	struct ring_hdr *h = r->hdr;
+	if (atomic_load(&h->hdr_committed_pos) > pos) {
+		return 0; /* the usual case: we advanced it ourselves */
+	}
+	int64_t deadline = deadline_for(p->timeout_ms);
+	int64_t since = shmqi_mono_ns();
+
+	while (atomic_load(&h->hdr_committed_pos) <= pos) {
+		int rc = shmqi_ring_check(r);
+		if (rc != 0) {
+			return rc;
+		}
+		uint32_t seq = atomic_load(&h->hdr_commit_seq);
+		atomic_fetch_add(&h->hdr_commit_waiters, 1);
+		int ms = remaining_ms(deadline, (int)r->reclaim_ms);
+		if (atomic_load(&h->hdr_committed_pos) <= pos && ms > 0) {
+			shmqi_futex_wait(&h->hdr_commit_seq, seq, ms);
+		}
+		atomic_fetch_sub(&h->hdr_commit_waiters, 1);
+		if (ms == 0) {
+			return -ETIMEDOUT;
+		}
+		if (shmqi_mono_ns() - since >= (int64_t)r->reclaim_ms * 1000000) {
+			(void)shmqi_ring_reclaim(r, since);
+		}
+	}
+	return 0;
+}
+
+static int
+check_msg(const shmq_producer_t *p, const shmq_msg_t *m)
+{
+	if ((m->key == NULL && m->key_len != 0) ||
+	    (m->value == NULL && m->value_len != 0)) {
+		return -EINVAL;
+	}
+	if (m->key_len > REC_KEY_MAX ||
+	    sizeof(struct rec_hdr) + m->key_len + m->value_len >
+	        p->rings[0].max_record) {
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
+static int
+ensure_items(shmq_producer_t *p, size_t n)
+{
+	if (n <= p->items_cap) {
+		return 0;
+	}
+	size_t cap = n < BATCH_ITEMS_MIN ? BATCH_ITEMS_MIN : n;
+	struct rsv_item *it = realloc(p->items, cap * sizeof *it);
+	if (it == NULL) {
+		return -ENOMEM;
+	}
+	p->items = it;
+	p->items_cap = cap;
+	return 0;
+}
+
+/* Append msgs[0..n), all for partition `part`, as one reservation. */
+static int
+append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
+{
+	struct ring *r = &p->rings[part];
+	uint64_t first;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		p->items[i].key_len = (uint32_t)msgs[i].key_len;
+		p->items[i].value_len = (uint32_t)msgs[i].value_len;
+	}
+	if ((rc = reserve(p, r, p->items, n, &first)) != 0) {
+		return rc;
+	}
+	SHMQI_POINT(POINT_AFTER_RESERVE);
+	int64_t now = shmqi_coarse_ns();
+	for (size_t i = 0; i < n; i++) {
+		struct rec_hdr *rh = shmqi_rec_at(r, p->items[i].pos);
+		uint8_t *d = (uint8_t *)(rh + 1);
+		if (msgs[i].key_len != 0) {
+			memcpy(d, msgs[i].key, msgs[i].key_len);
+		}
+		SHMQI_POINT(POINT_MID_COPY);
+		if (msgs[i].value_len != 0) {
+			memcpy(d + msgs[i].key_len, msgs[i].value,
+			    msgs[i].value_len);
+		}
+		msgs[i].timestamp = msgs[i].timestamp ? msgs[i].timestamp : now;
+		rh->rec_timestamp = msgs[i].timestamp;
+		msgs[i].partition = (int32_t)part;
+		msgs[i].offset = first + i;
+		SHMQI_POINT(POINT_BEFORE_COMMIT);
+		if ((rc = shmqi_ring_commit_rec(r, p->items[i].pos)) != 0) {
+			break; /* reclaimed: we stalled past stall_ms */
+		}
+	}
+	SHMQI_POINT(POINT_AFTER_COMMIT);
+	shmqi_ring_advance(r);
+	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {
+		rc = wait_visible(p, r, p->items[n - 1].pos);
+	}
+	return rc;
+}
+
+int
+shmq_send(shmq_producer_t *p, shmq_msg_t *m)
+{
+	uint32_t part;
+	int rc;
+	if (p == NULL || m == NULL) {
+		return -EINVAL;
+	}
+	if ((rc = check_msg(p, m)) != 0 || (rc = pick_partition(p, m, &part)) ||
+	    (rc = ensure_items(p, 1))) {
+		return rc;
+	}
+	return append_run(p, part, m, 1);
+}
+
+ssize_t
+shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
+{
+	size_t done = 0;
+	int rc = 0;
+	uint32_t *parts;
+
+	if (p == NULL || (msgs == NULL && n != 0)) {
+		return -EINVAL;
+	}
+	if ((rc = ensure_items(p, n)) != 0) {
+		return rc;
+	}
+	/* Partitions first, so runs can be grouped; kept in the items'
+	 * pos field until the run is reserved. */
+	parts = (uint32_t *)calloc(n ? n : 1, sizeof *parts);
+	if (parts == NULL) {
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if ((rc = check_msg(p, &msgs[i])) == 0) {
+			rc = pick_partition(p, &msgs[i], &parts[i]);
+		}
+		if (rc != 0) {
+			n = i; /* send what precedes the bad message */
+		}
+	}
+	while (done < n) {
+		size_t run = 1;
+		while (done + run < n && parts[done + run] == parts[done]) {
+			run++;
+		}
+		int arc = append_run(p, parts[done], msgs + done, run);
+		while (arc == -EMSGSIZE && run > 1) {
+			run /= 2; /* more than half a ring: split */
+			arc = append_run(p, parts[done], msgs + done, run);
+		}
+		if (arc != 0) {
+			rc = arc;
+			break;
+		}
+		done += run;
+	}
+	free(parts);
+	return done > 0 ? (ssize_t)done : rc;
+}
+
+void (*volatile shmqi_test_hook)(int point);
+
+#define SLICE_MAGIC 0x51c3000000000000ull
+
+int
+shmq_reserve(shmq_producer_t *p, int32_t partition, size_t key_len,
+    size_t value_len, shmq_slice_t *s)
+{
+	shmq_msg_t m = { .key_len = key_len, .value_len = value_len,
+		.partition = partition };
+	uint32_t part;
+	uint64_t first;
+	int rc;
+
+	if (p == NULL || s == NULL || key_len > REC_KEY_MAX) {
+		return -EINVAL;
+	}
+	/* Lengths only: check_msg must not see NULL data as an error. */
+	m.key = key_len ? (const void *)s : NULL;
+	m.value = (const void *)s;
+	if ((rc = check_msg(p, &m)) != 0) {
+		return rc;
+	}
+	m.key = NULL; /* no key yet: ANY means the sticky partition */
+	if ((rc = pick_partition(p, &m, &part)) != 0 ||
+	    (rc = ensure_items(p, 1)) != 0) {
+		return rc;
+	}
+	struct ring *r = &p->rings[part];
+	p->items[0].key_len = (uint32_t)key_len;
+	p->items[0].value_len = (uint32_t)value_len;
+	if ((rc = reserve(p, r, p->items, 1, &first)) != 0) {
+		return rc;
+	}
+	struct rec_hdr *rh = shmqi_rec_at(r, p->items[0].pos);
+	memset(s, 0, sizeof *s);
+	s->key = rh + 1;
+	s->value = (uint8_t *)(rh + 1) + key_len;
+	s->key_len = key_len;
+	s->value_len = value_len;
+	s->partition = (int32_t)part;
+	s->offset = first;
+	s->opaque_[0] = p->items[0].pos;
+	s->opaque_[1] = SLICE_MAGIC | part;
+	return 0;
+}
+
+static int
+slice_ring(shmq_producer_t *p, const shmq_slice_t *s, struct ring **r)
+{
+	if (p == NULL || s == NULL ||
+	    (s->opaque_[1] & ~0xffffffffull) != SLICE_MAGIC ||
+	    (uint32_t)s->opaque_[1] >= p->nrings) {
+		return -EINVAL;
+	}
+	*r = &p->rings[(uint32_t)s->opaque_[1]];
+	struct rec_hdr *rh = shmqi_rec_at(*r, s->opaque_[0]);
+	if (rh->rec_offset != s->offset) {
+		return SHMQ_ERECLAIMED;
+	}
+	return 0;
+}
+
+int
+shmq_commit(shmq_producer_t *p, shmq_slice_t *s)
+{
+	struct ring *r;
+	int rc = slice_ring(p, s, &r);
+	if (rc != 0) {
+		return rc;
+	}
+	shmqi_rec_at(r, s->opaque_[0])->rec_timestamp = shmqi_coarse_ns();
+	rc = shmqi_ring_commit_rec(r, s->opaque_[0]);
+	shmqi_ring_advance(r);
+	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {
+		rc = wait_visible(p, r, s->opaque_[0]);
+	}
+	s->opaque_[1] = 0; /* a slice is committed once */
+	return rc;
+}
+
+int
+shmq_abort(shmq_producer_t *p, shmq_slice_t *s)
+{
+	struct ring *r;
+	int rc = slice_ring(p, s, &r);
+	if (rc != 0) {
+		return rc;
+	}
+	rc = shmqi_ring_abort_rec(r, s->opaque_[0]);
+	shmqi_ring_advance(r);
+	s->opaque_[1] = 0;
+	return rc;
+}

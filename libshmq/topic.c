@@ -1,0 +1,421 @@
+/*
+ * topic.c — topic metadata and administration.
+ *
+ * A topic is a small text file in the home directory
+ * (topics/NAME.topic: id, partitions, ring size, overflow policy),
+ * written atomically (temp, fsync, rename, directory fsync).  Its rings
+ * are built lazily from it by the first process that opens a partition,
+ * and rebuilt the same way after a reboot wipes tmpfs.  The random id
+ * makes a re-created topic a different topic: rings and group state of
+ * the old one are recognised as stale.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define META_MAX 512
+
+void
+shmq_topic_config_init(shmq_topic_config_t *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	memset(c, 0, sizeof *c);
+	c->size = sizeof *c;
+	c->partitions = 1;
+	c->ring_size = SHMQ_RING_SIZE_DEFAULT;
+	c->overflow = SHMQ_OVERFLOW_BLOCK;
+}
+
+static int
+parse_meta(const char *text, struct topic_meta *m)
+{
+	unsigned long long id = 0, parts = 0, ring = 0;
+	char overflow[16] = "";
+	int version = 0;
+	if (sscanf(text,
+	        "version=%d\nid=%llx\npartitions=%llu\nring_size=%llu\n"
+	        "overflow=%15s",
+	        &version, &id, &parts, &ring, overflow) != 5 ||
+	    version != 1 || id == 0 || parts == 0 ||
+	    parts > SHMQ_PARTITIONS_MAX || ring < SHMQ_RING_SIZE_MIN ||
+	    ring > SHMQ_RING_SIZE_MAX || (ring & (ring - 1)) != 0) {
+		return SHMQ_ECORRUPT;
+	}
+	if (strcmp(overflow, "block") == 0) {
+		m->overflow = SHMQ_OVERFLOW_BLOCK;
+	} else if (strcmp(overflow, "drop") == 0) {
+		m->overflow = SHMQ_OVERFLOW_DROP;
+	} else {
+		return SHMQ_ECORRUPT;
+	}
+	m->id = id;
+	m->partitions = (uint32_t)parts;
+	m->ring_size = ring;
+	return 0;
+}
+
+int
+shmqi_topic_load(const shmq_t *q, const char *name, struct topic_meta *m)
+{
+	char path[SHMQ_PATH_MAX], buf[META_MAX];
+	int rc = shmqi_topic_path(q, name, path, sizeof path);
+	if (rc != 0) {
+		return rc;
+	}
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return -errno;
+	}
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc != 0) {
+		return rc;
+	}
+	buf[n] = '\0';
+	return parse_meta(buf, m);
+}
+
+static int
+check_config(const shmq_topic_config_t *c)
+{
+	if (c->size < sizeof(size_t) || c->partitions == 0 ||
+	    c->partitions > SHMQ_PARTITIONS_MAX ||
+	    c->ring_size < SHMQ_RING_SIZE_MIN ||
+	    c->ring_size > SHMQ_RING_SIZE_MAX ||
+	    (c->ring_size & (c->ring_size - 1)) != 0 ||
+	    (c->overflow != SHMQ_OVERFLOW_BLOCK &&
+	        c->overflow != SHMQ_OVERFLOW_DROP)) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
+{
+	shmq_topic_config_t c;
+	struct topic_meta m;
+	char dir[SHMQ_PATH_MAX], file[SHMQ_NAME_MAX + 8], buf[META_MAX];
+	int rc;
+
+	if (q == NULL || !shmqi_name_valid(name)) {
+		return -EINVAL;
+	}
+	shmq_topic_config_init(&c);
+	if (cfg != NULL) {
+		if (cfg->size < sizeof(size_t) || cfg->size > sizeof c) {
+			return -EINVAL;
+		}
+		memcpy(&c, cfg, cfg->size);
+	}
+	if ((rc = check_config(&c)) != 0) {
+		return rc;
+	}
+	snprintf(dir, sizeof dir, "%s/topics", q->home);
+	snprintf(file, sizeof file, "%s.topic", name);
+	int len = snprintf(buf, sizeof buf,
+	    "version=1\nid=%016llx\npartitions=%u\nring_size=%llu\n"
+	    "overflow=%s\n",
+	    (unsigned long long)shmqi_random64(), c.partitions,
+	    (unsigned long long)c.ring_size,
+	    c.overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block");
+
+	int lk = shmqi_instance_lock(q);
+	if (lk < 0) {
+		return lk;
+	}
+	rc = shmqi_topic_load(q, name, &m);
+	if (rc == 0 || rc == SHMQ_ECORRUPT) {
+		rc = -EEXIST;
+	} else if (rc == -ENOENT) {
+		rc = shmqi_write_file_atomic(dir, file, buf, (size_t)len,
+		    q->mode & 0666);
+	}
+	shmqi_instance_unlock(lk);
+	return rc;
+}
+
+/* Tell open handles the ring is gone, wake every sleeper, unlink. */
+static void
+retire_ring(const shmq_t *q, const char *name, const struct topic_meta *m,
+    uint32_t part)
+{
+	char path[SHMQ_PATH_MAX];
+	int fd;
+	uint64_t size;
+	if (shmqi_ring_path(q, name, part, path, sizeof path) != 0) {
+		return;
+	}
+	if (shmqi_file_open(path, q->mode, &fd, &size) == 0) {
+		void *map = NULL;
+		if (size >= RING_HDR_SIZE &&
+		    shmqi_map(fd, RING_HDR_SIZE, &map) == 0) {
+			struct ring_hdr *h = map;
+			if (h->hdr_magic == RING_MAGIC &&
+			    h->hdr_topic_id == m->id) {
+				atomic_fetch_or(&h->hdr_flags, RING_F_DELETED);
+				atomic_fetch_add(&h->hdr_commit_seq, 1);
+				atomic_fetch_add(&h->hdr_space_seq, 1);
+				shmqi_futex_wake(&h->hdr_commit_seq);
+				shmqi_futex_wake(&h->hdr_space_seq);
+			}
+			shmqi_unmap(map, RING_HDR_SIZE);
+		}
+		close(fd);
+	}
+	unlink(path);
+}
+
+/* Remove group files of the topic ("GROUP@TOPIC.group") and leftover
+ * temp files of its rings. */
+static void
+remove_topic_files(const shmq_t *q, const char *name)
+{
+	char suffix[SHMQ_NAME_MAX + 16], prefix[SHMQ_NAME_MAX + 8];
+	DIR *d = opendir(q->shm_dir);
+	if (d == NULL) {
+		return;
+	}
+	snprintf(suffix, sizeof suffix, "@%s.group", name);
+	snprintf(prefix, sizeof prefix, "%s.", name);
+	size_t sl = strlen(suffix), pl = strlen(prefix);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		bool group = n > sl && strcmp(e->d_name + n - sl, suffix) == 0;
+		bool tmp = strncmp(e->d_name, prefix, pl) == 0 &&
+		    strstr(e->d_name, ".ring.tmp.") != NULL;
+		if (group || tmp) {
+			unlinkat(dirfd(d), e->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+int
+shmq_topic_delete(shmq_t *q, const char *name)
+{
+	struct topic_meta m;
+	char path[SHMQ_PATH_MAX];
+	int rc;
+
+	if (q == NULL || !shmqi_name_valid(name)) {
+		return -EINVAL;
+	}
+	int lk = shmqi_instance_lock(q);
+	if (lk < 0) {
+		return lk;
+	}
+	rc = shmqi_topic_load(q, name, &m);
+	if (rc == 0 || rc == SHMQ_ECORRUPT) {
+		/* Metadata first: from here no one can open the topic. */
+		shmqi_topic_path(q, name, path, sizeof path);
+		if (unlink(path) != 0) {
+			rc = -errno;
+		} else if (rc == 0) {
+			for (uint32_t p = 0; p < m.partitions; p++) {
+				retire_ring(q, name, &m, p);
+			}
+		}
+		if (rc == 0 || rc == SHMQ_ECORRUPT) {
+			remove_topic_files(q, name);
+			rc = 0;
+		}
+	}
+	shmqi_instance_unlock(lk);
+	return rc;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+shmq_topic_list(shmq_t *q, int (*fn)(const char *name, void *arg), void *arg)
+{
+	char dir[SHMQ_PATH_MAX];
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (q == NULL || fn == NULL) {
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof dir, "%s/topics", q->home);
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		return -errno;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l <= 6 || strcmp(e->d_name + l - 6, ".topic") != 0) {
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **nn = realloc(names, cap * sizeof *names);
+			if (nn == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = nn;
+		}
+		names[n] = strndup(e->d_name, l - 6);
+		if (names[n] == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (!shmqi_name_valid(names[n])) {
+			free(names[n]);
+			continue;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc == 0) {
+		qsort(names, n, sizeof *names, cmp_str);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0) {
+			rc = fn(names[i], arg);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+int
+shmq_topic_describe(shmq_t *q, const char *name, shmq_topic_config_t *cfg)
+{
+	struct topic_meta m;
+	if (q == NULL || cfg == NULL || !shmqi_name_valid(name)) {
+		return -EINVAL;
+	}
+	int rc = shmqi_topic_load(q, name, &m);
+	if (rc != 0) {
+		return rc;
+	}
+	shmq_topic_config_init(cfg);
+	cfg->partitions = m.partitions;
+	cfg->ring_size = m.ring_size;
+	cfg->overflow = m.overflow;
+	return 0;
+}
+
+/* Open one partition's ring for an administrative look. */
+static int
+admin_ring(shmq_t *q, const char *topic, uint32_t part, struct ring *r)
+{
+	struct topic_meta m;
+	if (q == NULL || !shmqi_name_valid(topic)) {
+		return -EINVAL;
+	}
+	int rc = shmqi_topic_load(q, topic, &m);
+	if (rc != 0) {
+		return rc;
+	}
+	if (part >= m.partitions) {
+		return -EINVAL;
+	}
+	return shmqi_ring_open(q, topic, &m, part, r);
+}
+
+int
+shmq_partition_info(shmq_t *q, const char *topic, uint32_t part,
+    shmq_partition_info_t *info)
+{
+	struct ring r;
+	if (info == NULL) {
+		return -EINVAL;
+	}
+	int rc = admin_ring(q, topic, part, &r);
+	if (rc != 0) {
+		return rc;
+	}
+	struct ring_hdr *h = r.hdr;
+	memset(info, 0, sizeof *info);
+	info->log_start = atomic_load(&h->hdr_start_off);
+	info->committed = shmqi_ring_committed_off(&r);
+	info->end = atomic_load(&h->hdr_end_off);
+	info->ring_size = r.cap;
+	info->ring_used = atomic_load(&h->hdr_end_pos) -
+	    atomic_load(&h->hdr_start_pos);
+	info->records_in = atomic_load(&h->hdr_records_in);
+	info->bytes_in = atomic_load(&h->hdr_bytes_in);
+	info->aborted = atomic_load(&h->hdr_aborted);
+	info->leader_epoch = atomic_load(&h->hdr_leader_epoch);
+	for (uint32_t s = 0; s < RING_CLIENTS; s++) {
+		if (!shmqi_lock_held(r.fd, LOCK_CLIENT_BASE + s)) {
+			continue;
+		}
+		if (h->hdr_clients[s].cl_kind == CLIENT_PRODUCER) {
+			info->producers++;
+		} else {
+			info->consumers++;
+		}
+	}
+	shmqi_ring_close(&r);
+	return 0;
+}
+
+int
+shmq_offset_for_time(shmq_t *q, const char *topic, uint32_t part,
+    int64_t ts_ns, uint64_t *offset)
+{
+	struct ring r;
+	if (offset == NULL) {
+		return -EINVAL;
+	}
+	int rc = admin_ring(q, topic, part, &r);
+	if (rc != 0) {
+		return rc;
+	}
+	struct ring_hdr *h = r.hdr;
+	/* A walk from the oldest record; on a ring that is being
+	 * overwritten under us, start again (the lap check). */
+	for (int attempt = 0; attempt < 16; attempt++) {
+		uint64_t sp = atomic_load_explicit(&h->hdr_start_pos,
+		    memory_order_acquire);
+		uint64_t cp = atomic_load(&h->hdr_committed_pos);
+		uint64_t found = shmqi_ring_committed_off(&r);
+		bool bad = false;
+		for (uint64_t p = sp; p < cp;) {
+			struct rec_hdr *rh = shmqi_rec_at(&r, p);
+			uint32_t len = atomic_load(&rh->rec_len);
+			uint64_t ext = rh->rec_type == REC_PAD
+			    ? len
+			    : shmqi_align8(len & REC_LEN_MASK);
+			if (ext < REC_ALIGN || ext > r.cap) {
+				bad = true;
+				break;
+			}
+			if (rh->rec_type == REC_DATA && !(len & REC_ABORTED) &&
+			    rh->rec_timestamp >= ts_ns) {
+				found = rh->rec_offset;
+				break;
+			}
+			p += ext;
+		}
+		atomic_thread_fence(memory_order_acquire);
+		if (!bad && atomic_load(&h->hdr_wrap_pos) <= sp + r.cap) {
+			*offset = found;
+			shmqi_ring_close(&r);
+			return 0;
+		}
+	}
+	shmqi_ring_close(&r);
+	return -EAGAIN;
+}

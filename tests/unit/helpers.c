@@ -1,0 +1,159 @@
+/*
+ * helpers.c — test fixtures (see helpers.h).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static void
+rm_tree(const char *dir)
+{
+	if (dir != NULL && dir[0] != '\0') {
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
+shmq_t *
+th_attach(void)
+{
+	char tmpl[] = "/tmp/shmq-test-XXXXXX";
+	shmq_options_t o;
+	shmq_t *q = NULL;
+	if (mkdtemp(tmpl) == NULL) {
+		CU_FAIL_FATAL("mkdtemp");
+	}
+	shmq_options_init(&o);
+	o.reclaim_ms = 50;
+	int rc = shmq_attach(tmpl, &o, &q);
+	if (rc != 0) {
+		fprintf(stderr, "attach %s: %s\n", tmpl, shmq_strerror(rc));
+		CU_FAIL_FATAL("attach");
+	}
+	return q;
+}
+
+shmq_t *
+th_reattach(shmq_t *q)
+{
+	shmq_options_t o;
+	shmq_t *q2 = NULL;
+	shmq_options_init(&o);
+	o.reclaim_ms = 50;
+	if (shmq_attach(shmq_home(q), &o, &q2) != 0) {
+		return NULL;
+	}
+	return q2;
+}
+
+static int
+del_topic(const char *name, void *arg)
+{
+	shmq_topic_delete(arg, name);
+	return 0;
+}
+
+void
+th_destroy(shmq_t *q)
+{
+	char home[4096], shm[4096];
+	if (q == NULL) {
+		return;
+	}
+	snprintf(home, sizeof home, "%s", shmq_home(q));
+	snprintf(shm, sizeof shm, "%s", shmq_shm_dir(q));
+	shmq_topic_list(q, del_topic, q);
+	shmq_detach(q);
+	rm_tree(shm);
+	rm_tree(home);
+}
+
+void
+th_topic(shmq_t *q, const char *name, uint32_t parts, uint64_t ring,
+    int overflow)
+{
+	shmq_topic_config_t c;
+	shmq_topic_config_init(&c);
+	c.partitions = parts;
+	c.ring_size = ring;
+	c.overflow = overflow;
+	TH_OK(shmq_topic_create(q, name, &c));
+}
+
+pid_t
+th_fork(int (*fn)(void *), void *arg)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		_exit(fn(arg));
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	return pid;
+}
+
+int
+th_wait(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			return -1;
+		}
+	}
+	if (WIFEXITED(st)) {
+		return WEXITSTATUS(st);
+	}
+	return 128 + WTERMSIG(st);
+}
+
+void *
+th_shared(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(p != MAP_FAILED);
+	memset(p, 0, len);
+	return p;
+}
+
+void
+th_unshared(void *p, size_t len)
+{
+	munmap(p, len);
+}
+
+unsigned
+th_soak(unsigned base)
+{
+	const char *s = getenv("SHMQ_SOAK");
+	unsigned k = s ? (unsigned)strtoul(s, NULL, 10) : 1;
+	return base * (k ? k : 1);
+}
+
+unsigned
+th_seed(const char *what)
+{
+	const char *s = getenv("SHMQ_SEED");
+	unsigned seed = s ? (unsigned)strtoul(s, NULL, 10)
+	                  : (unsigned)time(NULL) ^ (unsigned)getpid();
+	fprintf(stderr, "[%s: SHMQ_SEED=%u] ", what, seed);
+	return seed;
+}

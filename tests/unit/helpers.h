@@ -1,0 +1,66 @@
+/*
+ * helpers.h — fixtures for the CUnit suites: a fresh instance per test in
+ * its own temp dir (removed afterwards, with its shm dir), fork and kill
+ * helpers, a barrier in MAP_SHARED memory, and the soak knob.
+ */
+#ifndef SHMQ_TEST_HELPERS_H
+#define SHMQ_TEST_HELPERS_H
+
+#include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shmq.h"
+
+struct th_suite {
+	const char *name;
+	CU_TestInfo *tests;
+};
+
+/* A fresh instance: temp home, its own shm dir, reclaim after 50 ms. */
+shmq_t *th_attach(void);
+/* Attach again to the same instance (another handle, or in a child). */
+shmq_t *th_reattach(shmq_t *q);
+/* Delete the instance's topics and files, then detach. */
+void th_destroy(shmq_t *q);
+/* Create a topic; fails the test on error. */
+void th_topic(shmq_t *q, const char *name, uint32_t parts, uint64_t ring,
+    int overflow);
+
+/* Run fn(arg) in a child that exits with its return value. */
+pid_t th_fork(int (*fn)(void *), void *arg);
+/* Wait for the child; returns its exit code, or 128+signal. */
+int th_wait(pid_t pid);
+
+/* Shared memory that survives fork (anonymous MAP_SHARED). */
+void *th_shared(size_t len);
+void th_unshared(void *p, size_t len);
+
+/* Loop counts: base, multiplied by $SHMQ_SOAK (make test-long). */
+unsigned th_soak(unsigned base);
+/* A seed, printed so a failure can be replayed ($SHMQ_SEED). */
+unsigned th_seed(const char *what);
+
+#define TH_OK(expr)                                                            \
+	do {                                                                   \
+		int th_rc_ = (int)(expr);                                      \
+		if (th_rc_ != 0) {                                             \
+			fprintf(stderr, "%s:%d: %s = %d (%s)\n", __FILE__,     \
+			    __LINE__, #expr, th_rc_, shmq_strerror(th_rc_));  \
+		}                                                              \
+		CU_ASSERT_EQUAL_FATAL(th_rc_, 0);                              \
+	} while (0)
+
+#define TH_FAIL(expr, code)                                                    \
+	do {                                                                   \
+		int th_rc_ = (int)(expr);                                      \
+		if (th_rc_ != (code)) {                                        \
+			fprintf(stderr, "%s:%d: %s = %d (%s), want %s\n",      \
+			    __FILE__, __LINE__, #expr, th_rc_,                 \
+			    shmq_strerror(th_rc_), #code);                     \
+		}                                                              \
+		CU_ASSERT_EQUAL(th_rc_, (code));                               \
+	} while (0)
+
+#endif

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run every test: the CUnit suites, then the CLI integration scripts.
+# Each runs under a timeout; the last line sums them up.
+# Usage: tools/run-tests.sh BUILD_DIR
+set -uo pipefail
+B=${1:-build}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-900}
+CLI_TIMEOUT=${CLI_TIMEOUT:-300}
+passed=0
+failed=0
+
+start=$(date +%s)
+out=$(mktemp)
+timeout --signal=KILL "$UNIT_TIMEOUT" "$B/bin/shmq-tests" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+read -r ran ok bad < <(awk '$1 == "tests" { print $3, $4, $5 }' "$out")
+rm -f "$out"
+if [ -z "${ran:-}" ]; then
+	echo "unit: shmq-tests did not finish (exit $rc)"
+	failed=$((failed + 1))
+else
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && failed=$((failed + 1))
+fi
+echo "unit: $(($(date +%s) - start)) s"
+
+for t in tests/cli/*.sh; do
+	[ -e "$t" ] || continue
+	start=$(date +%s)
+	if timeout --signal=KILL "$CLI_TIMEOUT" bash "$t" "$B"; then
+		passed=$((passed + 1))
+		echo "PASS $t ($(($(date +%s) - start)) s)"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $t ($(($(date +%s) - start)) s)"
+	fi
+done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

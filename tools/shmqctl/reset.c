@@ -1,0 +1,406 @@
+/*
+ * reset.c — `shmqctl group reset-offsets`: plan, then maybe apply, new
+ * committed offsets for a group (kafka-consumer-groups --reset-offsets).
+ *
+ * The plan is computed for every selected partition before anything is
+ * changed: the group's committed offset now, and the new one from the
+ * spec, clamped to [log_start, end] of the partition so that the group
+ * never points outside the log.  Only --execute applies it, and only to
+ * a group without live members (the library refuses with -EBUSY
+ * otherwise, as Kafka requires an inactive group); members are checked
+ * first so that a busy group is refused before any partition moves.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/json.h"
+#include "shmqctl.h"
+
+enum reset_spec {
+	SPEC_EARLIEST = 1,
+	SPEC_LATEST,
+	SPEC_OFFSET,
+	SPEC_SHIFT,
+	SPEC_DATETIME,
+};
+
+enum {
+	OPT_TO_EARLIEST = CTL_OPT_FIRST_LOCAL,
+	OPT_TO_LATEST,
+	OPT_TO_OFFSET,
+	OPT_SHIFT_BY,
+	OPT_TO_DATETIME,
+	OPT_DRY_RUN,
+};
+
+struct reset {
+	const char *group;
+	const char *topic;
+	uint32_t partition; /* UINT32_MAX: all */
+	int spec; /* enum reset_spec */
+	int nspecs;
+	uint64_t offset; /* --to-offset */
+	int64_t shift; /* --shift-by */
+	int64_t ts_ns; /* --to-datetime */
+	int execute;
+	int dry_run;
+};
+
+struct plan {
+	uint32_t partition;
+	int has_current;
+	uint64_t current;
+	uint64_t target;
+};
+
+/* One option of reset-offsets: -1 to go on, -2 if it is not its own,
+ * else an exit status. */
+static int
+reset_option(struct reset *rs, const struct ctl_cmd *cmd, int c)
+{
+	switch (c) {
+	case 't':
+		rs->topic = optarg;
+		break;
+	case 'p':
+		if (ctl_parse_u32(optarg, &rs->partition) != 0 ||
+		    rs->partition == UINT32_MAX) {
+			return ctl_usage_error(
+			    cmd, "bad --partition '%s'", optarg);
+		}
+		break;
+	case 'x':
+		rs->execute = 1;
+		break;
+	case OPT_DRY_RUN:
+		rs->dry_run = 1;
+		break;
+	case OPT_TO_EARLIEST:
+		rs->spec = SPEC_EARLIEST;
+		break;
+	case OPT_TO_LATEST:
+		rs->spec = SPEC_LATEST;
+		break;
+	case OPT_TO_OFFSET:
+		rs->spec = SPEC_OFFSET;
+		if (ctl_parse_u64(optarg, &rs->offset) != 0) {
+			return ctl_usage_error(
+			    cmd, "bad --to-offset '%s'", optarg);
+		}
+		break;
+	case OPT_SHIFT_BY:
+		rs->spec = SPEC_SHIFT;
+		if (ctl_parse_i64(optarg, &rs->shift) != 0) {
+			return ctl_usage_error(
+			    cmd, "bad --shift-by '%s'", optarg);
+		}
+		break;
+	case OPT_TO_DATETIME:
+		rs->spec = SPEC_DATETIME;
+		if (ctl_parse_datetime(optarg, &rs->ts_ns) != 0) {
+			return ctl_usage_error(cmd,
+			    "bad --to-datetime '%s' (ISO 8601, e.g. "
+			    "2026-11-21T10:00:00Z)",
+			    optarg);
+		}
+		break;
+	default:
+		return -2;
+	}
+	if (c >= OPT_TO_EARLIEST && c <= OPT_TO_DATETIME) {
+		rs->nspecs++;
+	}
+	return -1;
+}
+
+static int
+reset_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct reset *rs,
+    int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "topic", required_argument, NULL, 't' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "execute", no_argument, NULL, 'x' },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "to-earliest", no_argument, NULL, OPT_TO_EARLIEST },
+		{ "to-latest", no_argument, NULL, OPT_TO_LATEST },
+		{ "to-offset", required_argument, NULL, OPT_TO_OFFSET },
+		{ "shift-by", required_argument, NULL, OPT_SHIFT_BY },
+		{ "to-datetime", required_argument, NULL, OPT_TO_DATETIME },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	ctl_getopt_reset();
+	while (
+	    (c = getopt_long(argc, argv, ":t:p:xh", longopts, NULL)) != -1) {
+		rc = reset_option(rs, cmd, c);
+		if (rc == -2) {
+			rc = ctl_common_option(ctl, cmd, c, argv);
+		}
+		if (rc >= 0) {
+			return rc;
+		}
+	}
+	if ((rc = ctl_one_arg(cmd, argc, argv, "GROUP", &rs->group)) != 0) {
+		return rc;
+	}
+	if (rs->topic == NULL) {
+		return ctl_usage_error(cmd, "missing --topic TOPIC");
+	}
+	if (rs->nspecs != 1) {
+		return ctl_usage_error(cmd,
+		    "give exactly one of --to-earliest, --to-latest, "
+		    "--to-offset, --shift-by, --to-datetime");
+	}
+	if (rs->execute && rs->dry_run) {
+		return ctl_usage_error(
+		    cmd, "--execute and --dry-run exclude each other");
+	}
+	return 0;
+}
+
+/* current + shift, saturating at 0 and UINT64_MAX (clamped later). */
+static uint64_t
+reset_shift(uint64_t current, int64_t shift)
+{
+	uint64_t mag;
+
+	if (shift >= 0) {
+		mag = (uint64_t)shift;
+		return current > UINT64_MAX - mag ? UINT64_MAX : current + mag;
+	}
+	/* -(shift + 1) + 1 avoids overflow at INT64_MIN. */
+	mag = (uint64_t)(-(shift + 1)) + 1;
+	return current < mag ? 0 : current - mag;
+}
+
+/* The new offset of one partition, clamped to the log. */
+static int
+reset_target(struct ctl *ctl, const struct reset *rs, struct plan *pl)
+{
+	shmq_partition_info_t info;
+	uint64_t t = 0;
+	int rc;
+
+	rc = shmq_partition_info(ctl->q, rs->topic, pl->partition, &info);
+	if (rc != 0) {
+		return ctl_fail(
+		    rc, "topic %s partition %u", rs->topic, pl->partition);
+	}
+	switch (rs->spec) {
+	case SPEC_EARLIEST:
+		t = info.log_start;
+		break;
+	case SPEC_LATEST:
+		t = info.end;
+		break;
+	case SPEC_OFFSET:
+		t = rs->offset;
+		break;
+	case SPEC_SHIFT:
+		if (!pl->has_current) {
+			ctl_note("group %s on topic %s: no committed offset "
+			         "to shift",
+			    rs->group, rs->topic);
+			return CTL_EXIT_FAIL;
+		}
+		t = reset_shift(pl->current, rs->shift);
+		break;
+	case SPEC_DATETIME:
+		rc = shmq_offset_for_time(
+		    ctl->q, rs->topic, pl->partition, rs->ts_ns, &t);
+		if (rc != 0) {
+			return ctl_fail(rc,
+			    "topic %s partition %u: offset "
+			    "for time",
+			    rs->topic, pl->partition);
+		}
+		break;
+	}
+	if (t < info.log_start) {
+		t = info.log_start;
+	}
+	if (t > info.end) {
+		t = info.end;
+	}
+	pl->target = t;
+	return 0;
+}
+
+/* The plan for every selected partition: *plans (malloc'd), *n. */
+static int
+reset_plan(
+    struct ctl *ctl, const struct reset *rs, struct plan **plans, size_t *n)
+{
+	shmq_group_partition_t *gp = NULL;
+	uint32_t parts, p;
+	ssize_t ng;
+	size_t i;
+	int rc;
+
+	*plans = NULL;
+	rc = ctl_check_partition(ctl, rs->topic, rs->partition, &parts);
+	if (rc != 0) {
+		return rc;
+	}
+	gp = calloc(parts, sizeof(*gp));
+	*plans = calloc(parts, sizeof(**plans));
+	if (gp == NULL || *plans == NULL) {
+		free(gp);
+		return ctl_fail(-ENOMEM, "group reset-offsets");
+	}
+	/* -ENOENT: the group never read this topic; it has no offsets. */
+	ng = shmq_group_describe(ctl->q, rs->group, rs->topic, gp, parts);
+	if (ng < 0 && ng != -ENOENT) {
+		free(gp);
+		return ctl_fail(
+		    (int)ng, "group %s on topic %s", rs->group, rs->topic);
+	}
+	*n = 0;
+	for (p = 0; p < parts; p++) {
+		struct plan *pl = &(*plans)[*n];
+
+		if (rs->partition != UINT32_MAX && p != rs->partition) {
+			continue;
+		}
+		pl->partition = p;
+		for (i = 0; ng > 0 && i < (size_t)ng && i < parts; i++) {
+			if (gp[i].partition == p) {
+				pl->has_current = 1;
+				pl->current = gp[i].committed;
+			}
+		}
+		if ((rc = reset_target(ctl, rs, pl)) != 0) {
+			free(gp);
+			return rc;
+		}
+		(*n)++;
+	}
+	free(gp);
+	return 0;
+}
+
+static int
+reset_apply(
+    struct ctl *ctl, const struct reset *rs, const struct plan *pl, size_t n)
+{
+	uint32_t members = 0;
+	size_t i;
+	int rc;
+
+	rc = shmq_group_members(ctl->q, rs->group, rs->topic, &members);
+	if (rc == -ENOENT) {
+		/* No group state yet: setting an offset may create it. */
+		rc = 0;
+	} else if (rc == 0 && members > 0) {
+		rc = -EBUSY;
+	}
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = shmq_group_set_offset(ctl->q, rs->group, rs->topic,
+		    pl[i].partition, pl[i].target);
+	}
+	if (rc == 0) {
+		return 0;
+	}
+	ctl_fail(
+	    rc, "group reset-offsets %s on topic %s", rs->group, rs->topic);
+	group_hint(rc, rs->group, rs->topic);
+	return CTL_EXIT_FAIL;
+}
+
+static void
+reset_print_json(const struct reset *rs, const struct plan *pl, size_t n)
+{
+	struct json j;
+	size_t i;
+
+	json_init(&j, stdout);
+	json_begin_object(&j);
+	json_kstr(&j, "group", rs->group);
+	json_kstr(&j, "topic", rs->topic);
+	json_key(&j, "executed");
+	json_bool(&j, rs->execute);
+	json_key(&j, "partitions");
+	json_begin_array(&j);
+	for (i = 0; i < n; i++) {
+		json_begin_object(&j);
+		json_kuint(&j, "partition", pl[i].partition);
+		json_key(&j, "committed");
+		if (pl[i].has_current) {
+			json_uint(&j, pl[i].current);
+		} else {
+			json_null(&j);
+		}
+		json_kuint(&j, "new_offset", pl[i].target);
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+	json_end_object(&j);
+}
+
+static int
+reset_print_text(const struct reset *rs, const struct plan *pl, size_t n)
+{
+	static const char *const headers[] = { "PARTITION", "COMMITTED",
+		"NEW-OFFSET" };
+	struct table *t;
+	size_t i;
+	int rc;
+
+	printf("GROUP  %s\nTOPIC  %s\n\n", rs->group, rs->topic);
+	t = table_new(3, headers);
+	if (t == NULL) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		table_cell(t, "%u", pl[i].partition);
+		if (pl[i].has_current) {
+			table_cell(
+			    t, "%llu", (unsigned long long)pl[i].current);
+		} else {
+			table_cell(t, "-");
+		}
+		table_cell(t, "%llu", (unsigned long long)pl[i].target);
+	}
+	rc = table_print(t, stdout);
+	table_free(t);
+	return rc;
+}
+
+int
+reset_offsets(
+    struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	struct reset rs;
+	struct plan *plans = NULL;
+	size_t n = 0;
+	int rc;
+
+	memset(&rs, 0, sizeof(rs));
+	rs.partition = UINT32_MAX;
+	if ((rc = reset_options(ctl, cmd, &rs, argc, argv)) != 0) {
+		return rc;
+	}
+	if ((rc = ctl_attach(ctl, 0)) != 0) {
+		return rc;
+	}
+	rc = reset_plan(ctl, &rs, &plans, &n);
+	if (rc == 0 && rs.execute) {
+		rc = reset_apply(ctl, &rs, plans, n);
+	}
+	if (rc == 0) {
+		if (ctl->json) {
+			reset_print_json(&rs, plans, n);
+		} else if (reset_print_text(&rs, plans, n) != 0) {
+			rc = ctl_fail(-ENOMEM, "group reset-offsets");
+		}
+	}
+	if (rc == 0 && !rs.execute) {
+		ctl_note("dry run: nothing changed; add --execute to apply");
+	}
+	free(plans);
+	return rc;
+}
