@@ -114,7 +114,8 @@ $(PERF): $(PERF_OBJ) $(COMMON_OBJ) $(STATIC)
 $(B)/bin/examples/%: examples/%.c $(SO) $(B)/lib/libshmq.so
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< -L$(B)/lib -lshmq \
+	$(Q)$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) -o $@ $< \
+		-L$(B)/lib -lshmq \
 		-Wl,-rpath,'$$ORIGIN/../../lib' $(ALL_LDFLAGS)
 
 # Tests link the static archive and may include internal.h for the

@@ -125,7 +125,8 @@ main(int argc, char **argv)
 	return rc;
 
 usage:
-	fprintf(stderr, "usage: group_consumer [-d HOME] [-g GROUP] [-n MAX] "
-			"[-i IDLE_MS] TOPIC\n");
+	fprintf(stderr,
+	    "usage: group_consumer [-d HOME] [-g GROUP] [-n MAX] "
+	    "[-i IDLE_MS] TOPIC\n");
 	return 2;
 }

@@ -40,13 +40,13 @@ send_all(shmq_producer_t *p, long count, long *sent, uint64_t *first,
 
 	for (i = 0; i < count; i++) {
 		m.key = key;
-		m.key_len = (size_t)snprintf(key, sizeof(key), "key-%ld",
-		    i % KEYS);
+		m.key_len =
+		    (size_t)snprintf(key, sizeof(key), "key-%ld", i % KEYS);
 		m.value = value;
-		m.value_len = (size_t)snprintf(value, sizeof(value),
-		    "record %ld", i);
+		m.value_len =
+		    (size_t)snprintf(value, sizeof(value), "record %ld", i);
 		m.partition = SHMQ_PARTITION_ANY; /* choose by key */
-		m.timestamp = 0;                  /* now */
+		m.timestamp = 0; /* now */
 		rc = shmq_send(p, &m);
 		if (rc != 0) {
 			return fail("shmq_send", rc);
@@ -107,7 +107,8 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < SHMQ_PARTITIONS_MAX && rc == 0; i++) {
 		if (sent[i] > 0) {
-			printf("partition %u: %ld records, offsets %llu..%llu\n",
+			printf(
+			    "partition %u: %ld records, offsets %llu..%llu\n",
 			    i, sent[i], (unsigned long long)first[i],
 			    (unsigned long long)last[i]);
 		}
@@ -117,7 +118,8 @@ main(int argc, char **argv)
 	return rc;
 
 usage:
-	fprintf(stderr, "usage: producer [-d HOME] [-p PARTITIONS] TOPIC "
-			"[COUNT]\n");
+	fprintf(stderr,
+	    "usage: producer [-d HOME] [-p PARTITIONS] TOPIC "
+	    "[COUNT]\n");
 	return 2;
 }

@@ -28,7 +28,7 @@ fail(const char *what, int err)
 
 /* Record i: key i, then VALUE_SIZE(i) bytes of PATTERN(i, j). */
 #define VALUE_SIZE(i) (64 + (size_t)((i) % 64))
-#define PATTERN(i, j) ((unsigned char)((i) * 7 + (long)(j)))
+#define PATTERN(i, j) ((unsigned char)((i)*7 + (long)(j)))
 
 /* The child: it attaches on its own, as handles do not cross fork(). */
 static int
@@ -127,12 +127,14 @@ main(int argc, char **argv)
 	if (pid == 0) {
 		_exit(produce(home, topic, count));
 	}
-	rc = pid < 0 ? fail("setup", rc != 0 ? rc : -errno) : consume(c, count);
+	rc =
+	    pid < 0 ? fail("setup", rc != 0 ? rc : -errno) : consume(c, count);
 	if (pid > 0 && rc != 0) {
 		kill(pid, SIGKILL); /* it may be waiting for ring space */
 	}
-	if (pid > 0 && (waitpid(pid, &status, 0) != pid ||
-			   !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+	if (pid > 0 &&
+	    (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	        WEXITSTATUS(status) != 0)) {
 		rc = 1;
 	}
 	shmq_consumer_close(c);

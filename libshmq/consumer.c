@@ -52,6 +52,8 @@ shmq_consumer_options_init(shmq_consumer_options_t *o)
 static bool lappable(const shmq_consumer_t *c);
 
 #define NEED_RESET UINT64_MAX
+#define LAPPED_NOTHING_LOST 1
+#define RELAPSE_RETRY 2
 
 static void
 part_start(shmq_consumer_t *c, struct cpart *cp, uint64_t off)
@@ -130,6 +132,9 @@ part_resolve(shmq_consumer_t *c, struct cpart *cp)
 		if (rc == LOC_PENDING) {
 			return -EAGAIN;
 		}
+		if (rc < 0) {
+			return rc; /* the ring is corrupt */
+		}
 		/* Below the log start or beyond its end: out of range. */
 		cp->next_off = NEED_RESET;
 	}
@@ -144,6 +149,12 @@ part_lapped(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
 	struct ring *r = &c->rings[cp->id];
 	uint64_t start = atomic_load(&r->hdr->hdr_start_off);
 	uint64_t lost = start > cp->next_off ? start - cp->next_off : 0;
+	if (lost == 0) {
+		/* Only a PAD (or the clear-ahead slot) was overwritten: no
+		 * record is lost, so find the position again, quietly. */
+		cp->pos_valid = false;
+		return LAPPED_NOTHING_LOST;
+	}
 	memset(rec, 0, sizeof *rec);
 	rec->partition = cp->id;
 	rec->offset = cp->next_off;
@@ -173,6 +184,19 @@ intact(const struct ring *r, uint64_t pos)
 	atomic_thread_fence(memory_order_acquire);
 	return atomic_load_explicit(&r->hdr->hdr_wrap_pos,
 	           memory_order_relaxed) <= pos + r->cap;
+}
+
+/* After a lap: report the loss, or (nothing lost) carry on reading from
+ * the position found again.  Returns what part_peek should return. */
+static int
+relapse(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
+{
+	int rc = part_lapped(c, cp, rec);
+	if (rc != LAPPED_NOTHING_LOST) {
+		return rc;
+	}
+	rc = part_resolve(c, cp);
+	return rc == -EAGAIN ? 0 : rc < 0 ? rc : RELAPSE_RETRY;
 }
 
 /*
@@ -211,8 +235,26 @@ peek_commit_word(const shmq_consumer_t *c, const struct ring *r,
  * Look at the next record of one partition without consuming it.
  * Returns 1 and fills rec/ext, 0 if there is none yet, or an error.
  */
+static int part_peek_once(shmq_consumer_t *c, struct cpart *cp,
+    shmq_record_t *rec, uint64_t *ext_out);
+
 static int
 part_peek(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
+    uint64_t *ext_out)
+{
+	int rc;
+	for (int i = 0; i < 8; i++) {
+		if ((rc = part_peek_once(c, cp, rec, ext_out)) !=
+		    RELAPSE_RETRY) {
+			return rc;
+		}
+	}
+	return 0; /* overwritten again and again: the writer is lapping
+	           * us; the next poll tries again */
+}
+
+static int
+part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
     uint64_t *ext_out)
 {
 	struct ring *r = &c->rings[cp->id];
@@ -245,30 +287,43 @@ part_peek(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		uint32_t len = atomic_load_explicit(&rh->rec_len,
 		    memory_order_relaxed);
 		uint16_t type = rh->rec_type;
-		uint64_t off = rh->rec_offset;
-		uint32_t klen = rh->rec_key_len, vlen = rh->rec_value_len;
-		int64_t ts = rh->rec_timestamp;
-		uint64_t ext = type == REC_PAD ? len
-		                               : shmqi_align8(len & REC_LEN_MASK);
-		bool sane = ext >= REC_ALIGN && ext <= r->max_record &&
-		    (ext & (REC_ALIGN - 1)) == 0 && len != 0 &&
-		    (type == REC_PAD ||
-		        (type == REC_DATA && off == cp->next_off &&
-		            (len & REC_LEN_MASK) ==
-		                sizeof *rh + (uint64_t)klen + vlen));
-		if (type == REC_PAD && ext <= r->cap) {
-			sane = ext >= REC_ALIGN;
+		uint64_t room = r->cap - (cp->next_pos & r->mask);
+		if (type == REC_PAD) {
+			/* A PAD may be as short as 8 bytes (len and type):
+			 * read nothing else of it. */
+			uint64_t ext = len;
+			if (lappable(c) && !intact(r, cp->next_pos)) {
+				return relapse(c, cp, rec);
+			}
+			if (ext < REC_ALIGN || ext > room ||
+			    (ext & (REC_ALIGN - 1)) != 0) {
+				atomic_fetch_or(&r->hdr->hdr_flags,
+				    RING_F_FAILED);
+				return SHMQ_ECORRUPT;
+			}
+			cp->next_pos += ext;
+			continue;
 		}
+		bool fits = room >= sizeof *rh;
+		uint64_t off = fits ? rh->rec_offset : 0;
+		uint32_t klen = fits ? rh->rec_key_len : 0;
+		uint32_t vlen = fits ? rh->rec_value_len : 0;
+		int64_t ts = fits ? rh->rec_timestamp : 0;
+		uint64_t ext = shmqi_align8(len & REC_LEN_MASK);
+		bool sane = fits && type == REC_DATA && ext >= REC_ALIGN &&
+		    ext <= r->max_record && ext <= room && len != 0 &&
+		    off == cp->next_off &&
+		    (len & REC_LEN_MASK) == sizeof *rh + (uint64_t)klen + vlen;
 		if (lappable(c) && !intact(r, cp->next_pos)) {
-			return part_lapped(c, cp, rec);
+			return relapse(c, cp, rec);
 		}
 		if (!sane) {
 			atomic_fetch_or(&r->hdr->hdr_flags, RING_F_FAILED);
 			return SHMQ_ECORRUPT;
 		}
-		if (type == REC_PAD || (len & REC_ABORTED)) {
+		if (len & REC_ABORTED) {
 			cp->next_pos += ext;
-			cp->next_off += type == REC_PAD ? 0 : 1;
+			cp->next_off++;
 			continue;
 		}
 		const uint8_t *d = (const uint8_t *)(rh + 1);
@@ -408,7 +463,7 @@ group_sync(shmq_consumer_t *c, bool force)
 		return 0; /* the clock is read every LIVENESS_POLLS polls */
 	}
 	int64_t now = shmqi_mono_ns();
-	if (!force && gen == c->group_gen && now < c->next_liveness_ns) {
+	if (gen == c->group_gen && now < c->next_liveness_ns) {
 		return 0;
 	}
 	int rc = shmqi_group_rebalance(&c->group, on_release, c);
@@ -563,6 +618,11 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 		if ((rc = scan(c, rec, ext, which)) != 0) {
 			return rc < 0 ? rc : 0;
 		}
+		/* Nothing to read: not the hot path, so look at the clock
+		 * and, every GROUP_SLICE_MS, at the other members. */
+		if (c->in_group && (rc = group_sync(c, true)) != 0) {
+			return rc;
+		}
 		if (timeout_ms == 0) {
 			return -EAGAIN;
 		}
@@ -674,7 +734,11 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 			memcpy(b, rec->key, need); /* key and value adjoin */
 		}
 		if (lappable(c) && !intact(&c->rings[which], cp->next_pos)) {
-			return part_lapped(c, cp, rec);
+			int lrc = part_lapped(c, cp, rec);
+			if (lrc == LAPPED_NOTHING_LOST) {
+				continue; /* read again from the new position */
+			}
+			return lrc;
 		}
 		rec->key = b;
 		rec->value = b + rec->key_len;
@@ -792,7 +856,7 @@ shmq_consumer_close(shmq_consumer_t *c)
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
-	if (c->in_group && c->group.hdr != NULL) {
+	if (c->in_group && c->group.hdr != NULL && shmqi_is_owner(q)) {
 		if (c->flags & SHMQ_CONSUMER_AUTO_COMMIT) {
 			(void)commit_returned(c);
 		}
@@ -892,9 +956,14 @@ shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records)
 			continue;
 		}
 		uint64_t end = shmqi_ring_committed_off(&c->rings[i]);
-		uint64_t from = cp->next_off == NEED_RESET
-		    ? atomic_load(&c->rings[i].hdr->hdr_start_off)
-		    : cp->next_off;
+		uint64_t from = cp->next_off;
+		if (from == NEED_RESET) {
+			/* Not positioned yet: where the reset policy will
+			 * put it (LATEST: the end, so no lag). */
+			from = c->reset == SHMQ_RESET_LATEST
+			    ? end
+			    : atomic_load(&c->rings[i].hdr->hdr_start_off);
+		}
 		lag += end > from ? end - from : 0;
 	}
 	*records = lag;

@@ -59,6 +59,12 @@ shmqi_name_valid(const char *name)
 	return n > 0;
 }
 
+bool
+shmqi_is_owner(const shmq_t *q)
+{
+	return getpid() == q->pid;
+}
+
 uint64_t
 shmqi_random64(void)
 {
@@ -225,6 +231,7 @@ shmq_attach(const char *home, const shmq_options_t *opts, shmq_t **out)
 		return -ENOMEM;
 	}
 	q->mode = o.mode;
+	q->pid = getpid();
 	q->reclaim_ms = o.reclaim_ms == 0 ? RECLAIM_MS_DEFAULT : o.reclaim_ms;
 	q->stall_ms = o.stall_ms;
 	pthread_mutex_init(&q->lock, NULL);

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,6 +27,8 @@ struct shmq {
 	uint64_t instance_id;
 	uint8_t boot_id[16];
 	unsigned mode;
+	pid_t pid; /* the attaching process: only it may change shared
+	            * state when closing (see shmqi_is_owner) */
 	unsigned reclaim_ms;
 	unsigned stall_ms;
 	pthread_mutex_t lock; /* serialises topic admin and open lists */
@@ -34,6 +37,10 @@ struct shmq {
 };
 
 bool shmqi_name_valid(const char *name);
+/* After fork() a child may close inherited handles, but the OFD locks
+ * and shared state they stand for still belong to the parent: the child
+ * only unmaps and closes its file descriptors. */
+bool shmqi_is_owner(const shmq_t *q);
 int shmqi_topic_path(const shmq_t *q, const char *topic, char *buf,
     size_t cap);
 int shmqi_ring_path(const shmq_t *q, const char *topic, uint32_t part,
@@ -94,6 +101,15 @@ shmqi_rec_at(const struct ring *r, uint64_t pos)
 	return (struct rec_hdr *)(r->data + (pos & r->mask));
 }
 
+/* Does a whole record header at pos lie inside the data area?  Headers
+ * come from shared memory: check before reading past len and type. */
+static inline bool
+shmqi_hdr_fits(const struct ring *r, uint64_t pos)
+{
+	return (pos & (REC_ALIGN - 1)) == 0 &&
+	    (pos & r->mask) + sizeof(struct rec_hdr) <= r->cap;
+}
+
 static inline uint64_t
 shmqi_align8(uint64_t n)
 {
@@ -150,9 +166,6 @@ int shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen,
 
 int64_t shmqi_now_ns(void);      /* CLOCK_REALTIME */
 int64_t shmqi_mono_ns(void);     /* CLOCK_MONOTONIC */
-/* Record timestamps: CLOCK_REALTIME_COARSE, tick resolution (1-4 ms,
- * finer than Kafka's ms timestamps need) at a fraction of the cost. */
-int64_t shmqi_coarse_ns(void);
 int shmqi_file_create(const char *path, unsigned mode, uint64_t size,
     int *fd);
 int shmqi_file_open(const char *path, unsigned mode, int *fd,

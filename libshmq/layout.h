@@ -41,7 +41,7 @@
 /* Client slots (producers and consumers that have the ring open) and
  * gates (per consumer group, the committed position that producers of a
  * `block` topic may not overwrite). */
-#define RING_CLIENTS 64u
+#define RING_CLIENTS 256u
 #define RING_GATES 32u
 #define RING_INDEX_STRIDE_SHIFT 6u /* one index entry per 64 offsets */
 

@@ -155,7 +155,8 @@ shmq_producer_close(shmq_producer_t *p)
 	pthread_mutex_unlock(&q->lock);
 	for (uint32_t i = 0; i < p->nrings; i++) {
 		struct ring *r = &p->rings[i];
-		if (exclusive(p) && shmqi_ring_lock(r) == 0) {
+		if (exclusive(p) && shmqi_is_owner(q) &&
+		    shmqi_ring_lock(r) == 0) {
 			atomic_fetch_and(&r->hdr->hdr_flags,
 			    ~RING_F_EXCL_DIRTY);
 			shmqi_ring_unlock(r);
@@ -355,7 +356,7 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 		return rc;
 	}
 	SHMQI_POINT(POINT_AFTER_RESERVE);
-	int64_t now = shmqi_coarse_ns();
+	int64_t now = shmqi_now_ns();
 	for (size_t i = 0; i < n; i++) {
 		struct rec_hdr *rh = shmqi_rec_at(r, p->items[i].pos);
 		uint8_t *d = (uint8_t *)(rh + 1);
@@ -502,6 +503,9 @@ slice_ring(shmq_producer_t *p, const shmq_slice_t *s, struct ring **r)
 		return -EINVAL;
 	}
 	*r = &p->rings[(uint32_t)s->opaque_[1]];
+	if (!shmqi_hdr_fits(*r, s->opaque_[0])) {
+		return -EINVAL;
+	}
 	struct rec_hdr *rh = shmqi_rec_at(*r, s->opaque_[0]);
 	if (rh->rec_offset != s->offset) {
 		return SHMQ_ERECLAIMED;
@@ -517,7 +521,7 @@ shmq_commit(shmq_producer_t *p, shmq_slice_t *s)
 	if (rc != 0) {
 		return rc;
 	}
-	shmqi_rec_at(r, s->opaque_[0])->rec_timestamp = shmqi_coarse_ns();
+	shmqi_rec_at(r, s->opaque_[0])->rec_timestamp = shmqi_now_ns();
 	rc = shmqi_ring_commit_rec(r, s->opaque_[0]);
 	shmqi_ring_advance(r);
 	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {

@@ -339,21 +339,36 @@ ring_fail(struct ring *r)
 	return SHMQ_ECORRUPT;
 }
 
-/* Extent of the record at pos, from its (untrusted) header; 0 if the
- * header is impossible. */
-static uint64_t
-rec_extent(const struct ring *r, const struct rec_hdr *h, uint32_t len)
+/* Positions read from the header are untrusted: 8-byte aligned, in
+ * order, and never more than a ring apart. */
+static bool
+positions_ok(const struct ring *r, uint64_t sp, uint64_t cp, uint64_t ep)
 {
+	return ((sp | cp | ep) & (REC_ALIGN - 1)) == 0 && sp <= cp &&
+	    cp <= ep && ep - sp <= r->cap;
+}
+
+/* Extent of the record at pos, from its (untrusted) header; 0 if the
+ * header is impossible.  The data area ends the mapping, so a record
+ * (or a full header) that would run past its end is impossible too: a
+ * reader must never touch a byte beyond it. */
+static uint64_t
+rec_extent(const struct ring *r, uint64_t pos, uint32_t len)
+{
+	const struct rec_hdr *h = shmqi_rec_at(r, pos);
+	uint64_t room = r->cap - (pos & r->mask);
 	uint64_t ext;
 	if (h->rec_type == REC_PAD) {
-		ext = len;
+		ext = len; /* a PAD may be 8 bytes: only len and type */
+	} else if (room < sizeof *h) {
+		return 0;
 	} else if (len != 0) {
 		ext = shmqi_align8(len & REC_LEN_MASK);
 	} else {
 		ext = shmqi_align8((uint64_t)sizeof *h + h->rec_key_len +
 		    h->rec_value_len);
 	}
-	if (ext < REC_ALIGN || ext > r->cap || (ext & (REC_ALIGN - 1)) != 0) {
+	if (ext < REC_ALIGN || ext > room || (ext & (REC_ALIGN - 1)) != 0) {
 		return 0;
 	}
 	return ext;
@@ -395,13 +410,12 @@ shmqi_ring_repair(struct ring *r)
 	bool any = false;
 	uint64_t first = 0, last = 0;
 
-	if (sp > ep || ep - sp > r->cap || cp < sp || cp > ep ||
-	    ((sp | ep | cp) & (REC_ALIGN - 1)) != 0) {
+	if (!positions_ok(r, sp, cp, ep)) {
 		return ring_fail(r);
 	}
 	for (uint64_t p = sp; p < ep;) {
 		struct rec_hdr *rh = shmqi_rec_at(r, p);
-		uint64_t ext = rec_extent(r, rh, atomic_load(&rh->rec_len));
+		uint64_t ext = rec_extent(r, p, atomic_load(&rh->rec_len));
 		if (ext == 0 || p + ext > ep) {
 			return ring_fail(r);
 		}
@@ -489,7 +503,10 @@ offset_at(const struct ring *r, uint64_t sp, uint64_t e, uint64_t end)
 		sp += atomic_load_explicit(&shmqi_rec_at(r, sp)->rec_len,
 		    memory_order_relaxed);
 	}
-	return sp < e ? shmqi_rec_at(r, sp)->rec_offset : end;
+	/* A bad header here only mislabels start_off, which repair and
+	 * readers re-derive; never read past the data area for it. */
+	return sp < e && shmqi_hdr_fits(r, sp) ? shmqi_rec_at(r, sp)->rec_offset
+	                                       : end;
 }
 
 int
@@ -507,6 +524,11 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 	    memory_order_relaxed);
 	uint64_t off = atomic_load_explicit(&h->hdr_end_off,
 	    memory_order_relaxed);
+	if (!positions_ok(r,
+	        atomic_load_explicit(&h->hdr_start_pos, memory_order_relaxed),
+	        atomic_load(&h->hdr_committed_pos), e)) {
+		return ring_fail(r);
+	}
 	if ((rc = plan_batch(r, e, it, n, &w)) != 0) {
 		return rc;
 	}
@@ -527,7 +549,7 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 		if (sp < need) {
 			while (sp < need) {
 				struct rec_hdr *rh = shmqi_rec_at(r, sp);
-				uint64_t ext = rec_extent(r, rh,
+				uint64_t ext = rec_extent(r, sp,
 				    atomic_load_explicit(&rh->rec_len,
 				        memory_order_relaxed));
 				if (ext == 0) {
@@ -669,6 +691,21 @@ shmqi_ring_advance(struct ring *r)
 		/* Acquire pairs with the writer's release of end_pos. */
 		uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
 		    memory_order_acquire);
+		if (ep - cp > r->cap) {
+			/* Our cp may be stale (we were preempted while the
+			 * ring moved on): judge only a fresh one, loaded
+			 * after ep, for which it cannot happen. */
+			uint64_t fresh = atomic_load(&h->hdr_committed_pos);
+			if (fresh != cp) {
+				cp = fresh;
+				continue;
+			}
+		}
+		if (((cp | ep) & (REC_ALIGN - 1)) != 0 || cp > ep ||
+		    ep - cp > r->cap) {
+			ring_fail(r);
+			return;
+		}
 		uint64_t p = cp;
 		while (p < ep) {
 			struct rec_hdr *rh = shmqi_rec_at(r, p);
@@ -677,7 +714,7 @@ shmqi_ring_advance(struct ring *r)
 			if (len == 0) {
 				break;
 			}
-			uint64_t ext = rec_extent(r, rh, len);
+			uint64_t ext = rec_extent(r, p, len);
 			if (ext == 0) {
 				/* cp was stale and the ring moved on, or the
 				 * header is garbage: the CAS below decides. */
@@ -733,7 +770,7 @@ shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns)
 	uint64_t total = sizeof *rh + (uint64_t)rh->rec_key_len +
 	    rh->rec_value_len;
 	uint32_t zero = 0;
-	if (total > r->max_record) {
+	if (rec_extent(r, cp, 0) == 0 || total > r->max_record) {
 		ring_fail(r);
 		return false;
 	}
@@ -755,6 +792,9 @@ shmqi_ring_committed_off(struct ring *r)
 		    memory_order_acquire);
 		uint64_t eo = atomic_load_explicit(&h->hdr_end_off,
 		    memory_order_acquire);
+		if (((cp | ep) & (REC_ALIGN - 1)) != 0) {
+			break; /* damaged: readers will report it */
+		}
 		if (cp >= ep) {
 			if (atomic_load(&h->hdr_end_pos) == ep) {
 				return eo;
@@ -762,14 +802,18 @@ shmqi_ring_committed_off(struct ring *r)
 			continue;
 		}
 		struct rec_hdr *rh = shmqi_rec_at(r, cp);
+		uint64_t at = cp;
 		if (rh->rec_type == REC_PAD) {
-			uint64_t ext = rec_extent(r, rh,
+			uint64_t ext = rec_extent(r, cp,
 			    atomic_load(&rh->rec_len));
-			if (ext != 0 && cp + ext < ep) {
-				rh = shmqi_rec_at(r, cp + ext);
-			} else {
+			if (ext == 0 || cp + ext >= ep) {
 				continue;
 			}
+			at = cp + ext;
+			rh = shmqi_rec_at(r, at);
+		}
+		if (!shmqi_hdr_fits(r, at)) {
+			continue;
 		}
 		uint64_t o = rh->rec_offset;
 		if (atomic_load(&h->hdr_committed_pos) == cp && o <= eo) {
@@ -796,7 +840,7 @@ walk_to(struct ring *r, uint64_t p, uint64_t cp, uint64_t off, bool known,
 {
 	while (p < cp) {
 		struct rec_hdr *rh = shmqi_rec_at(r, p);
-		uint64_t ext = rec_extent(r, rh, atomic_load(&rh->rec_len));
+		uint64_t ext = rec_extent(r, p, atomic_load(&rh->rec_len));
 		if (ext == 0) {
 			return -EAGAIN;
 		}
@@ -816,6 +860,9 @@ walk_to(struct ring *r, uint64_t p, uint64_t cp, uint64_t off, bool known,
 	uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
 	    memory_order_acquire);
 	if (!known) {
+		if (cp < ep && !shmqi_hdr_fits(r, cp)) {
+			return -EAGAIN; /* a PAD at the end: look again */
+		}
 		next = cp < ep ? shmqi_rec_at(r, cp)->rec_offset
 		               : atomic_load(&h->hdr_end_off);
 	}
@@ -836,22 +883,38 @@ shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos)
 	for (int attempt = 0; attempt < 16; attempt++) {
 		uint64_t sp = atomic_load_explicit(&h->hdr_start_pos,
 		    memory_order_acquire);
+		uint64_t so = atomic_load(&h->hdr_start_off);
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		uint64_t from = sp;
+		if (!positions_ok(r, sp, cp, cp)) {
+			/* Can be a moment's skew between the two loads;
+			 * twice in a row with the data intact is not. */
+			if (attempt > 0 && intact(r, sp)) {
+				return ring_fail(r);
+			}
+			continue;
+		}
 		uint64_t ip = __atomic_load_n(
 		    &r->index[(off >> RING_INDEX_STRIDE_SHIFT) & r->index_mask],
 		    __ATOMIC_RELAXED);
 		uint64_t base = off & ~(uint64_t)((1u << RING_INDEX_STRIDE_SHIFT) -
 		    1);
 		if (ip >= sp && ip < cp && (ip & (REC_ALIGN - 1)) == 0 &&
+		    (ip & r->mask) + sizeof(struct rec_hdr) <= r->cap &&
 		    shmqi_rec_at(r, ip)->rec_type == REC_DATA &&
 		    shmqi_rec_at(r, ip)->rec_offset == base) {
 			from = ip;
 		}
 		uint64_t p = 0;
 		int rc = walk_to(r, from, cp, off, false, 0, &p);
-		if (rc == -EAGAIN || !intact(r, from)) {
+		if (!intact(r, from)) {
 			continue; /* overwritten under us: look again */
+		}
+		/* Not overwritten, yet an impossible header, or the records
+		 * disagree with start_off (which is never above the offset
+		 * at start_pos): corruption, not a race. */
+		if (rc == -EAGAIN || (rc == LOC_BELOW && off >= so)) {
+			return ring_fail(r);
 		}
 		if (rc == LOC_FOUND) {
 			*pos = p;

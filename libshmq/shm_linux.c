@@ -72,14 +72,6 @@ shmqi_now_ns(void)
 }
 
 int64_t
-shmqi_coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t
 shmqi_mono_ns(void)
 {
 	struct timespec ts;
@@ -148,6 +140,14 @@ shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size)
 	return 0;
 }
 
+/*
+ * Map a file with an inaccessible guard page after it.  Headers and
+ * lengths come from shared memory; if a bounds check were ever missed,
+ * a read past the end then faults at once instead of quietly reading a
+ * neighbouring mapping (which is what the kernel usually puts there).
+ */
+#define GUARD_LEN 4096u
+
 int
 shmqi_map(int fd, size_t len, void **addr)
 {
@@ -156,9 +156,17 @@ shmqi_map(int fd, size_t len, void **addr)
 	if (rc != 0) {
 		return rc;
 	}
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
+	void *area = mmap(NULL, len + GUARD_LEN, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (area == MAP_FAILED) {
 		return -errno;
+	}
+	void *p = mmap(area, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+	    fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		munmap(area, len + GUARD_LEN);
+		return rc;
 	}
 	*addr = p;
 	return 0;
@@ -168,7 +176,7 @@ void
 shmqi_unmap(void *addr, size_t len)
 {
 	if (addr != NULL) {
-		munmap(addr, len);
+		munmap(addr, len + GUARD_LEN);
 	}
 }
 

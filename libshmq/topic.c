@@ -284,7 +284,7 @@ shmq_topic_list(shmq_t *q, int (*fn)(const char *name, void *arg), void *arg)
 		n++;
 	}
 	closedir(d);
-	if (rc == 0) {
+	if (rc == 0 && n > 1) {
 		qsort(names, n, sizeof *names, cmp_str);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -392,13 +392,18 @@ shmq_offset_for_time(shmq_t *q, const char *topic, uint32_t part,
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		uint64_t found = shmqi_ring_committed_off(&r);
 		bool bad = false;
+		if (((sp | cp) & (REC_ALIGN - 1)) != 0) {
+			shmqi_ring_close(&r);
+			return SHMQ_ECORRUPT; /* positions are 8-aligned */
+		}
 		for (uint64_t p = sp; p < cp;) {
 			struct rec_hdr *rh = shmqi_rec_at(&r, p);
 			uint32_t len = atomic_load(&rh->rec_len);
 			uint64_t ext = rh->rec_type == REC_PAD
 			    ? len
 			    : shmqi_align8(len & REC_LEN_MASK);
-			if (ext < REC_ALIGN || ext > r.cap) {
+			if (ext < REC_ALIGN || ext > r.cap - (p & r.mask) ||
+			    (rh->rec_type != REC_PAD && !shmqi_hdr_fits(&r, p))) {
 				bad = true;
 				break;
 			}

@@ -1284,14 +1284,18 @@ test_topic_delete_wakes_a_reader_blocked_in_another_process(void)
 	/* let it get past the spin into the futex (best effort: the
 	 * delete must wake it at any point) */
 	(void)wait_sleeping(pid, 2000);
+	int64_t t0 = mono_ms();
 	TH_OK(shmq_topic_delete(q, "t"));
 	int code = wait_deadline(pid, 5000);
+	int64_t dt = mono_ms() - t0;
 	CU_ASSERT_EQUAL(code, 0);
 	if (code != 0) {
 		fprintf(stderr, "blocked reader exit %d (-1: still blocked "
 		                "5 s after the delete)\n",
 		    code);
 	}
+	/* woken by the delete, not by a periodic timeout */
+	CU_ASSERT(dt < 500);
 	th_destroy(q);
 }
 

@@ -233,7 +233,11 @@ static void
 finish(shmq_t *q, pid_t verifier, uint32_t nprod, bool killed)
 {
 	atomic_store(&sh->done, 1);
-	CU_ASSERT_EQUAL(th_wait(verifier), 0);
+	int vrc = th_wait(verifier);
+	if (vrc != 0) {
+		fprintf(stderr, "verifier exit %d\n", vrc);
+	}
+	CU_ASSERT_EQUAL(vrc, 0);
 	CU_ASSERT_EQUAL(atomic_load(&sh->bad), 0);
 	for (uint32_t i = 0; i < nprod; i++) {
 		uint64_t a = atomic_load(&sh->acked[i]);

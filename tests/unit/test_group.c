@@ -29,7 +29,7 @@
 #define MAXP 16
 #define BUFSZ 16384
 
-/* ---- helpers ---------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------ */
 
 static int64_t
 now_ms(void)
@@ -98,8 +98,8 @@ send_idx(shmq_producer_t *p, int32_t part, uint32_t idx, size_t len)
 
 /* Records first..first+n-1 (values) into partition part. */
 static void
-produce(shmq_t *q, const char *topic, int32_t part, uint32_t first,
-    uint32_t n, size_t len)
+produce(shmq_t *q, const char *topic, int32_t part, uint32_t first, uint32_t n,
+    size_t len)
 {
 	shmq_producer_t *p = producer(q, topic, -1);
 	for (uint32_t i = 0; i < n; i++) {
@@ -116,7 +116,7 @@ settle(shmq_consumer_t *c)
 	TH_FAIL(shmq_peek(c, &r, 0), -EAGAIN);
 }
 
-/* The member's partitions as a bit mask (after letting it poll). */
+/* The member's partitions (shmq_assignment) as a bit mask. */
 static uint32_t
 owned_mask(shmq_consumer_t *c)
 {
@@ -185,9 +185,9 @@ describe(shmq_t *q, const char *group, const char *topic,
 /* ---- child members ------------------------------------------------------ */
 
 enum kid_job {
-	KID_JOIN,    /* join, report the assignment */
+	KID_JOIN, /* join, report the assignment */
 	KID_CONSUME, /* join, read n records, commit after k */
-	KID_COMMIT,  /* join, read n records, commit, close, exit */
+	KID_COMMIT, /* join, read n records, commit, close, exit */
 };
 
 struct ready_msg {
@@ -222,8 +222,13 @@ kid_main(void *arg)
 	static uint8_t buf[BUFSZ];
 	char b;
 
-	close(k->ready[0]);
-	close(k->hold[1]);
+	/* Drop every descriptor inherited from the parent (its handles'
+	 * OFD locks among them) except our two pipe ends. */
+	int lo = k->ready[1] < k->hold[0] ? k->ready[1] : k->hold[0];
+	int hi = k->ready[1] < k->hold[0] ? k->hold[0] : k->ready[1];
+	close_range(3, (unsigned)lo - 1, 0);
+	close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0u, 0);
 	msg.pid = (int32_t)getpid();
 	shmq_options_init(&o);
 	o.reclaim_ms = 50;
@@ -234,7 +239,7 @@ kid_main(void *arg)
 		msg.rc = shmq_consumer_open(q, k->topic, &co, &c);
 	}
 	for (uint32_t i = 0; msg.rc == 0 && k->job != KID_JOIN && i < k->n;
-	    i++) {
+	     i++) {
 		shmq_record_t r;
 		msg.rc = shmq_recv(c, buf, sizeof buf, &r, DEADLINE_MS);
 		if (msg.rc == 0 && (r.offset != i || !holds(&r, i, k->len))) {
@@ -320,7 +325,7 @@ parts_mask(const struct ready_msg *m)
 	return mask;
 }
 
-/* ---- assignment ------------------------------------------------------------ */
+/* ---- assignment --------------------------------------------------------- */
 
 static void
 test_group_rebalance_splits_partitions_and_keeps_the_lower_ones(void)
@@ -403,7 +408,8 @@ check_owners(shmq_t *q, shmq_consumer_t **hs, struct kid *kids,
 		seen |= view[i];
 		for (uint32_t p = 0; p < OWN_P; p++) {
 			if (view[i] & (1u << p)) {
-				CU_ASSERT_EQUAL(gp[p].owner, hs[i]->group.slot);
+				CU_ASSERT_EQUAL(
+				    gp[p].owner, hs[i]->group.slot);
 				CU_ASSERT_EQUAL(gp[p].owner_pid, getpid());
 			}
 		}
@@ -481,7 +487,7 @@ test_group_partition_never_has_two_owners_across_joins_leaves_kills(void)
 	th_destroy(q);
 }
 
-/* ---- death ------------------------------------------------------------------ */
+/* ---- death -------------------------------------------------------------- */
 
 static void
 test_group_killed_member_partitions_move_to_the_survivor_at_once(void)
@@ -635,7 +641,7 @@ test_group_uncommitted_records_are_redelivered_to_the_next_owner(void)
 	th_destroy(q);
 }
 
-/* ---- committed offsets -------------------------------------------------------- */
+/* ---- committed offsets -------------------------------------------------- */
 
 static void
 test_group_committed_offset_survives_process_restart(void)
@@ -739,7 +745,7 @@ test_group_auto_commit_commits_previous_poll_and_on_close(void)
 	th_destroy(q);
 }
 
-/* ---- overflow ------------------------------------------------------------------- */
+/* ---- overflow ----------------------------------------------------------- */
 
 #define BIG 1000u
 #define BIG_EXT ((sizeof(struct rec_hdr) + BIG + 7u) & ~7ul)
@@ -747,8 +753,8 @@ test_group_auto_commit_commits_previous_poll_and_on_close(void)
 /* Send until a send fails; returns how many succeeded, *rc the error
  * and *ms how long the failing send took. */
 static uint32_t
-fill_ring(shmq_producer_t *p, uint32_t first, uint32_t limit, int *rc,
-    int64_t *ms)
+fill_ring(
+    shmq_producer_t *p, uint32_t first, uint32_t limit, int *rc, int64_t *ms)
 {
 	uint32_t n = 0;
 	*rc = 0;
@@ -896,7 +902,7 @@ test_group_drop_topic_reports_exactly_the_lapped_records(void)
 	th_destroy(q);
 }
 
-/* ---- administration ------------------------------------------------------------- */
+/* ---- administration ----------------------------------------------------- */
 
 struct listed {
 	int n;
@@ -974,8 +980,8 @@ test_group_admin_describes_sets_offsets_and_deletes_only_when_empty(void)
 		CU_ASSERT(r.partition < 2);
 		if (r.partition < 2) {
 			CU_ASSERT_EQUAL(r.offset, next[r.partition]);
-			CU_ASSERT(holds(&r,
-			    (uint32_t)(r.offset + 100 * r.partition), 16));
+			CU_ASSERT(holds(
+			    &r, (uint32_t)(r.offset + 100 * r.partition), 16));
 			next[r.partition]++;
 		}
 	}
@@ -1032,7 +1038,61 @@ test_group_members_counts_live_members_and_drops_a_killed_one(void)
 	th_destroy(q);
 }
 
-/* ---- limits ------------------------------------------------------------------------ */
+struct inherit_arg {
+	shmq_t *q;
+	shmq_consumer_t *c;
+};
+
+/* shmq.h: "After fork() the child must not use the parent's handles
+ * (except to close them)". */
+static int
+close_inherited(void *arg)
+{
+	struct inherit_arg *a = arg;
+	shmq_consumer_close(a->c);
+	shmq_detach(a->q);
+	return 0;
+}
+
+static void
+test_group_child_closing_an_inherited_member_leaves_the_parent_a_member(void)
+{
+	shmq_t *q = th_attach();
+	shmq_group_partition_t gp[MAXP];
+	uint32_t members = 0;
+	th_topic(q, "t", 2, RING, SHMQ_OVERFLOW_BLOCK);
+	shmq_consumer_t *a = member(q, "t", "g", 0);
+	settle(a);
+	CU_ASSERT_EQUAL(owned_mask(a), 0x3u);
+
+	struct inherit_arg ia = { q, a };
+	CU_ASSERT_EQUAL(th_wait(th_fork(close_inherited, &ia)), 0);
+
+	/* The child's close is not the parent's leave. */
+	TH_OK(shmq_group_members(q, "g", "t", &members));
+	CU_ASSERT_EQUAL(members, 1);
+	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 2);
+	for (int p = 0; p < 2; p++) {
+		CU_ASSERT_EQUAL(gp[p].owner, a->group.slot);
+		CU_ASSERT_EQUAL(gp[p].owner_pid, getpid());
+	}
+	/* A newcomer gets its share only from a, never a partition a
+	 * still reads. */
+	shmq_consumer_t *b = member(q, "t", "g", 0);
+	TH_OK(shmq_group_members(q, "g", "t", &members));
+	CU_ASSERT_EQUAL(members, 2);
+	CU_ASSERT_NOT_EQUAL(b->group.slot, a->group.slot);
+	CU_ASSERT_EQUAL(owned_mask(b) & owned_mask(a), 0u);
+	shmq_consumer_t *all[2] = { a, b };
+	CU_ASSERT(settle_all(all, 2, 2) >= 0);
+	CU_ASSERT_EQUAL(owned_mask(a), 0x1u);
+	CU_ASSERT_EQUAL(owned_mask(b), 0x2u);
+	shmq_consumer_close(b);
+	shmq_consumer_close(a);
+	th_destroy(q);
+}
+
+/* ---- limits ------------------------------------------------------------- */
 
 static void
 test_group_sixty_fifth_member_is_refused_with_emfile(void)
@@ -1105,7 +1165,8 @@ static CU_TestInfo tests[] = {
 	{ "test_group_odd_partition_count_gives_the_extra_one_to_the_lowest_"
 	  "slot",
 	    test_group_odd_partition_count_gives_the_extra_one_to_the_lowest_slot },
-	{ "test_group_partition_never_has_two_owners_across_joins_leaves_kills",
+	{ "test_group_partition_never_has_two_owners_across_joins_leaves_"
+	  "kills",
 	    test_group_partition_never_has_two_owners_across_joins_leaves_kills },
 	{ "test_group_killed_member_partitions_move_to_the_survivor_at_once",
 	    test_group_killed_member_partitions_move_to_the_survivor_at_once },
@@ -1127,10 +1188,14 @@ static CU_TestInfo tests[] = {
 	    test_group_block_topic_ignores_group_without_live_member },
 	{ "test_group_drop_topic_reports_exactly_the_lapped_records",
 	    test_group_drop_topic_reports_exactly_the_lapped_records },
-	{ "test_group_admin_describes_sets_offsets_and_deletes_only_when_empty",
+	{ "test_group_admin_describes_sets_offsets_and_deletes_only_when_"
+	  "empty",
 	    test_group_admin_describes_sets_offsets_and_deletes_only_when_empty },
 	{ "test_group_members_counts_live_members_and_drops_a_killed_one",
 	    test_group_members_counts_live_members_and_drops_a_killed_one },
+	{ "test_group_child_closing_an_inherited_member_leaves_the_parent_a_"
+	  "member",
+	    test_group_child_closing_an_inherited_member_leaves_the_parent_a_member },
 	{ "test_group_sixty_fifth_member_is_refused_with_emfile",
 	    test_group_sixty_fifth_member_is_refused_with_emfile },
 	{ "test_group_holds_sixty_four_members_while_a_producer_is_open",

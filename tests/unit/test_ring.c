@@ -248,7 +248,50 @@ test_ring_hides_records_behind_an_open_reservation(void)
 	th_destroy(q);
 }
 
+/* Regression: a header 16 bytes before the end of the data area used
+ * to be trusted, and reading its offset touched the first byte past the
+ * mapping (SIGSEGV).  Now it is corrupt input: an error, never a read
+ * out of bounds. */
+static void
+test_ring_rejects_a_header_that_crosses_the_end(void)
+{
+	shmq_t *q = th_attach();
+	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
+	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
+	struct topic_meta m;
+	struct ring r;
+	TH_OK(shmqi_topic_load(q, "t", &m));
+	TH_OK(shmqi_ring_open(q, "t", &m, 0, &r));
+	uint64_t at = RING - 16;
+	struct rec_hdr *h = shmqi_rec_at(&r, at);
+	h->rec_type = REC_DATA;
+	atomic_store(&h->rec_len, 64);
+	atomic_store(&r.hdr->hdr_start_pos, at);
+	atomic_store(&r.hdr->hdr_start_off, 0);
+	atomic_store(&r.hdr->hdr_end_pos, at + 64);
+	atomic_store(&r.hdr->hdr_committed_pos, at + 64);
+	atomic_store(&r.hdr->hdr_wrap_pos, at + 64);
+	atomic_store(&r.hdr->hdr_end_off, 1);
+
+	shmq_consumer_t *c = reader(q, "t");
+	shmq_record_t rec;
+	char buf[128];
+	int rc = shmq_recv(c, buf, sizeof buf, &rec, 0);
+	CU_ASSERT(rc == -EAGAIN || rc == SHMQ_ECORRUPT);
+	uint64_t off;
+	CU_ASSERT(shmq_offset_for_time(q, "t", 0, 0, &off) <= 0);
+	/* The producer's next reservation walks over it too. */
+	rc = send_value(p, "x", 1, NULL);
+	CU_ASSERT(rc == 0 || rc == SHMQ_ECORRUPT || rc == SHMQ_EFAILED);
+	shmqi_ring_close(&r);
+	shmq_consumer_close(c);
+	shmq_producer_close(p);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_ring_rejects_a_header_that_crosses_the_end",
+	    test_ring_rejects_a_header_that_crosses_the_end },
 	{ "test_ring_pads_a_record_that_would_cross_the_end",
 	    test_ring_pads_a_record_that_would_cross_the_end },
 	{ "test_ring_exact_fit_needs_no_pad", test_ring_exact_fit_needs_no_pad },

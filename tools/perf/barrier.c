@@ -31,8 +31,8 @@ barrier_futex_wait(_Atomic uint32_t *word, uint32_t val)
 static void
 barrier_futex_wake(_Atomic uint32_t *word)
 {
-	syscall(SYS_futex, (uint32_t *)(void *)word, FUTEX_WAKE, INT_MAX,
-	    NULL, NULL, 0);
+	syscall(SYS_futex, (uint32_t *)(void *)word, FUTEX_WAKE, INT_MAX, NULL,
+	    NULL, 0);
 }
 
 void
@@ -66,11 +66,15 @@ perf_barrier_wait(struct perf_barrier *b)
 	unsigned spins = 0;
 
 	/* Read the generation before arriving, or the last arrival could
-	 * bump it in between and this process would wait a whole round. */
+	 * bump it in between and this process would wait a whole round.
+	 * Then look for an abort: one that bumped the generation before
+	 * the read above is seen here (the bump follows the flag). */
 	gen = atomic_load_explicit(&b->b_gen, memory_order_acquire);
-	if (atomic_fetch_add_explicit(&b->b_arrived, 1,
-		memory_order_acq_rel) +
-		1 ==
+	if (perf_aborted(b)) {
+		return -1;
+	}
+	if (atomic_fetch_add_explicit(&b->b_arrived, 1, memory_order_acq_rel) +
+	        1 ==
 	    b->b_parties) {
 		atomic_store_explicit(&b->b_arrived, 0, memory_order_relaxed);
 		/* Release: what the others wrote before arriving is visible

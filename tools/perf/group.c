@@ -41,8 +41,8 @@ perf_fail(const char *what, int err)
 uint64_t
 perf_commit_every(const struct perf_opts *o, const struct perf_target *t)
 {
-	uint64_t rec = (SHMQ_RECORD_OVERHEAD + o->record_size +
-			   PERF_REC_ALIGN - 1) &
+	uint64_t rec =
+	    (SHMQ_RECORD_OVERHEAD + o->record_size + PERF_REC_ALIGN - 1) &
 	    ~(uint64_t)(PERF_REC_ALIGN - 1);
 	uint64_t n = t->ring_size / rec / PERF_COMMIT_RING_SHARE;
 
@@ -177,7 +177,7 @@ perf_group_settle(struct perf_shared *sh, shmq_t *q, const char *topic,
 		}
 		if (perf_now_ns() > deadline) {
 			perf_err("group \"%s\" did not spread %u partitions "
-				 "over %u consumers (this one owns %zd)",
+			         "over %u consumers (this one owns %zd)",
 			    PERF_GROUP, (unsigned)partitions, members, n);
 			return -1;
 		}

@@ -22,7 +22,7 @@
 
 struct perf_topic {
 	char name[SHMQ_NAME_MAX + 1];
-	int created;     /* delete the topic at close */
+	int created; /* delete the topic at close */
 	int group_fresh; /* delete group "perf" on it at close */
 };
 

@@ -30,14 +30,15 @@ main(int argc, char **argv)
 	rc = perf_instance_open(&o, &in);
 	if (rc == 0) {
 		rc = o.mode == PERF_MODE_PINGPONG ? perf_pingpong(&o, in, &res)
-						  : perf_stream(&o, in, &res);
+		                                  : perf_stream(&o, in, &res);
+	}
+	if (perf_signalled) {
+		perf_err("interrupted by signal %d", (int)perf_signalled);
+		rc = -1;
 	}
 	if (rc == 0) {
 		perf_report(&o, &res);
 	}
 	perf_instance_close(in);
-	if (rc == 0 && perf_signalled) {
-		rc = -1;
-	}
 	return rc == 0 ? 0 : PERF_EXIT_FAIL;
 }

@@ -140,8 +140,8 @@ parse_u64(const char *name, const char *s, uint64_t min, uint64_t max,
 }
 
 static int
-parse_uint(const char *name, const char *s, unsigned min, unsigned max,
-    unsigned *out)
+parse_uint(
+    const char *name, const char *s, unsigned min, unsigned max, unsigned *out)
 {
 	uint64_t v;
 	int rc;
@@ -154,8 +154,7 @@ parse_uint(const char *name, const char *s, unsigned min, unsigned max,
 }
 
 static int
-parse_word(const char *name, const char *s, const char *const *words,
-    int *out)
+parse_word(const char *name, const char *s, const char *const *words, int *out)
 {
 	int i;
 
@@ -179,7 +178,7 @@ parse_duration(const char *s, double *out)
 	if (end == s || *end != '\0' || errno != 0 || !isfinite(v) ||
 	    v <= 0.0 || v > 86400.0) {
 		return usage_error("%s: '%s' is not a number of seconds "
-				   "(0 < SEC <= 86400)",
+		                   "(0 < SEC <= 86400)",
 		    "--duration", s);
 	}
 	*out = v;
@@ -220,7 +219,8 @@ perf_option(int c, const char *arg, struct perf_opts *o)
 		o->topic = arg;
 		return 0;
 	case OPT_PARTITIONS:
-		rc = parse_uint("--partitions", arg, 1, SHMQ_PARTITIONS_MAX, &u);
+		rc = parse_uint(
+		    "--partitions", arg, 1, SHMQ_PARTITIONS_MAX, &u);
 		if (rc == 0) {
 			o->partitions = u;
 		}
@@ -229,27 +229,28 @@ perf_option(int c, const char *arg, struct perf_opts *o)
 		return parse_u64("--ring-size", arg, SHMQ_RING_SIZE_MIN,
 		    SHMQ_RING_SIZE_MAX, 1, &o->ring_size);
 	case OPT_PRODUCERS:
-		return parse_uint("--producers", arg, 1, PERF_PRODUCERS_MAX,
-		    &o->producers);
+		return parse_uint(
+		    "--producers", arg, 1, PERF_PRODUCERS_MAX, &o->producers);
 	case OPT_CONSUMERS:
-		return parse_uint("--consumers", arg, 0, PERF_CONSUMERS_MAX,
-		    &o->consumers);
+		return parse_uint(
+		    "--consumers", arg, 0, PERF_CONSUMERS_MAX, &o->consumers);
 	case OPT_RECORD_SIZE:
 		return parse_u64("--record-size", arg, PERF_HDR_BYTES,
 		    PERF_RECORD_SIZE_MAX, 1, &o->record_size);
 	case OPT_COUNT:
-		return parse_u64("--count", arg, 1, PERF_SEQ_MASK, 0,
-		    &o->count);
+		return parse_u64(
+		    "--count", arg, 1, PERF_SEQ_MASK, 0, &o->count);
 	case OPT_DURATION:
 		return parse_duration(arg, &o->duration);
 	case OPT_BATCH:
-		return parse_uint("--batch", arg, 1, PERF_BATCH_MAX, &o->batch);
+		return parse_uint(
+		    "--batch", arg, 1, PERF_BATCH_MAX, &o->batch);
 	case OPT_ACKS:
 		return parse_word("--acks", arg, acks_words, &o->acks);
 	case OPT_IDLE:
 		rc = parse_word("--idle", arg, idle_words, &o->idle);
-		o->idle = o->idle == 1 ? SHMQ_IDLE_BUSY_SPIN
-				       : SHMQ_IDLE_SPIN_PARK;
+		o->idle =
+		    o->idle == 1 ? SHMQ_IDLE_BUSY_SPIN : SHMQ_IDLE_SPIN_PARK;
 		return rc;
 	case OPT_MODE:
 		return parse_word("--mode", arg, mode_words, &o->mode);
@@ -276,12 +277,12 @@ static int
 perf_check(struct perf_opts *o)
 {
 	if (o->ring_size != 0 && (o->ring_size & (o->ring_size - 1)) != 0) {
-		return usage_error("%s: %s", "--ring-size",
-		    "must be a power of two");
+		return usage_error(
+		    "%s: %s", "--ring-size", "must be a power of two");
 	}
 	if (o->exclusive && o->producers > 1) {
-		return usage_error("%s: %s", "--exclusive",
-		    "needs exactly one producer");
+		return usage_error(
+		    "%s: %s", "--exclusive", "needs exactly one producer");
 	}
 	if (o->zero_copy && o->batch > 1) {
 		return usage_error("%s: %s", "--zero-copy",
@@ -295,7 +296,7 @@ perf_check(struct perf_opts *o)
 	}
 	if (o->count == 0 && o->duration == 0.0) {
 		o->count = o->mode == PERF_MODE_PINGPONG ? PERF_COUNT_PINGPONG
-							 : PERF_COUNT_STREAM;
+		                                         : PERF_COUNT_STREAM;
 	}
 	return 0;
 }
@@ -312,8 +313,8 @@ perf_parse(int argc, char **argv, struct perf_opts *o)
 
 	perf_defaults(o);
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", perf_longopts, NULL)) !=
-	    -1) {
+	while (
+	    (c = getopt_long(argc, argv, ":h", perf_longopts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(perf_usage_text, stdout);
 			return 1;
@@ -324,8 +325,8 @@ perf_parse(int argc, char **argv, struct perf_opts *o)
 		}
 		if (c == '?' || c == ':') {
 			return usage_error(c == '?' ? "unknown option '%s'%s"
-						    : "option '%s' needs a "
-						      "value%s",
+			                            : "option '%s' needs a "
+			                              "value%s",
 			    argv[optind - 1], "");
 		}
 		rc = perf_option(c, optarg, o);
@@ -334,8 +335,8 @@ perf_parse(int argc, char **argv, struct perf_opts *o)
 		}
 	}
 	if (optind < argc) {
-		return usage_error("unexpected argument '%s'%s", argv[optind],
-		    "");
+		return usage_error(
+		    "unexpected argument '%s'%s", argv[optind], "");
 	}
 	return perf_check(o);
 }

@@ -2,10 +2,11 @@
  * perf.h — declarations shared by the files of shmq-perf.
  *
  * shmq-perf forks one process per producer and consumer.  They meet in
- * one MAP_SHARED anonymous region (struct perf_shared): a barrier for
- * the start, stop and abort flags, and one result slot per process that
- * the parent reads after waitpid() — so the slots need no atomics, only
- * the fields that processes read while others run do.
+ * one MAP_SHARED anonymous region (struct perf_shared): a barrier with
+ * an abort flag, the totals from which consumers tell that the run is
+ * complete, and one result slot per process that the parent reads after
+ * waitpid() — so the slots need no atomics; only the fields processes
+ * read while others run do.
  */
 #ifndef SHMQ_PERF_H
 #define SHMQ_PERF_H
@@ -36,7 +37,8 @@
  * already far more processes than a benchmark host has cores. */
 #define PERF_PRODUCERS_MAX 256
 #define PERF_CONSUMERS_MAX 64
-/* Stream consumers wake this often to check stop and abort flags. */
+/* Consumers wake this often to see whether the run is complete or
+ * aborted. */
 #define PERF_POLL_MS 10
 /* No record for this long after the producers finished means the
  * missing ones are lost, not late. */
@@ -50,19 +52,19 @@ enum perf_mode {
 };
 
 struct perf_opts {
-	const char *home;  /* NULL: a temporary instance */
+	const char *home; /* NULL: a temporary instance */
 	const char *topic; /* NULL: a temporary topic */
 	uint32_t partitions;
 	uint64_t ring_size;
 	unsigned producers;
 	unsigned consumers;
 	uint64_t record_size;
-	uint64_t count;    /* per producer, or round trips */
-	double duration;   /* seconds; 0: run by count */
+	uint64_t count; /* per producer, or round trips */
+	double duration; /* seconds; 0: run by count */
 	unsigned batch;
-	int acks;          /* enum shmq_acks */
-	int idle;          /* enum shmq_idle */
-	int mode;          /* enum perf_mode */
+	int acks; /* enum shmq_acks */
+	int idle; /* enum shmq_idle */
+	int mode; /* enum perf_mode */
 	int exclusive;
 	int zero_copy;
 	int json;
@@ -87,14 +89,15 @@ struct perf_prod_result {
 struct perf_cons_result {
 	uint64_t cr_records;
 	uint64_t cr_t_last; /* CLOCK_MONOTONIC ns of the last record */
-	struct hist cr_lat;  /* end-to-end or round-trip latency */
+	struct hist cr_lat; /* end-to-end or round-trip latency */
 };
 
 struct perf_shared {
+	/* Read on every send: kept off the line the consumers write. */
 	struct perf_barrier sh_barrier;
 	/* When the measured run began: the first process through the start
 	 * barrier sets it. */
-	_Atomic uint64_t sh_t_start;
+	_Alignas(64) _Atomic uint64_t sh_t_start;
 	/* Producers add their totals when they finish; consumers add what
 	 * they read whenever they go idle.  Consumers stop when both are
 	 * in and equal. */
@@ -139,8 +142,8 @@ int perf_aborted(const struct perf_barrier *b);
 
 /* procs.c */
 /* A worker: returns 0, or non-zero after printing why it failed. */
-typedef int (*perf_child_fn)(const struct perf_opts *o,
-    struct perf_shared *sh, unsigned idx, const struct perf_target *t);
+typedef int (*perf_child_fn)(const struct perf_opts *o, struct perf_shared *sh,
+    unsigned idx, const struct perf_target *t);
 /* Set by SIGINT/SIGTERM in the parent; the run is then aborted. */
 extern volatile sig_atomic_t perf_signalled;
 void perf_signals(void);
@@ -184,8 +187,8 @@ int perf_stream_consumer(const struct perf_opts *o, struct perf_shared *sh,
 int perf_attach(const struct perf_target *t, shmq_t **q);
 /* Open a member of group PERF_GROUP on `topic` with the idle strategy
  * of o; prints the error. */
-int perf_consumer_open(const struct perf_opts *o, shmq_t *q,
-    const char *topic, shmq_consumer_t **c);
+int perf_consumer_open(const struct perf_opts *o, shmq_t *q, const char *topic,
+    shmq_consumer_t **c);
 /* Between the open and start barriers: poll until the group's
  * partitions are spread evenly over the `members` consumers whose
  * slots start at `base` (this one is `slot`), then seek each owned
@@ -195,14 +198,13 @@ int perf_group_settle(struct perf_shared *sh, shmq_t *q, const char *topic,
     shmq_consumer_t *c, unsigned slot, unsigned base, unsigned members,
     uint32_t partitions);
 /* How many records a consumer reads between commits; see group.c. */
-uint64_t perf_commit_every(const struct perf_opts *o,
-    const struct perf_target *t);
+uint64_t perf_commit_every(
+    const struct perf_opts *o, const struct perf_target *t);
 /* Print the error of a library call and return -1. */
 int perf_fail(const char *what, int err);
 
 /* report.c */
 void perf_report(const struct perf_opts *o, const struct perf_result *r);
-const char *perf_acks_name(int acks);
 
 /* Print "shmq-perf: ..." on stderr. */
 void perf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -57,8 +57,7 @@ pp_send(struct pp *pp, const void *value)
  * then release it: the echo is written straight from the borrowed view.
  */
 static int
-pp_recv(struct pp *pp, int (*fn)(struct pp *, const void *, void *),
-    void *arg)
+pp_recv(struct pp *pp, int (*fn)(struct pp *, const void *, void *), void *arg)
 {
 	shmq_record_t r;
 	int rc;
@@ -70,11 +69,11 @@ pp_recv(struct pp *pp, int (*fn)(struct pp *, const void *, void *),
 		rc = pp->o->zero_copy
 		    ? shmq_peek(pp->c, &r, PERF_POLL_MS)
 		    : shmq_recv(pp->c, pp->buf, pp->o->record_size, &r,
-			  PERF_POLL_MS);
+		          PERF_POLL_MS);
 	} while (rc == -EAGAIN);
 	if (rc != 0) {
-		return perf_fail(pp->o->zero_copy ? "shmq_peek" : "shmq_recv",
-		    rc);
+		return perf_fail(
+		    pp->o->zero_copy ? "shmq_peek" : "shmq_recv", rc);
 	}
 	if (r.value_len != pp->o->record_size) {
 		perf_err("offset %" PRIu64 ": unexpected record (%zu bytes)",
@@ -130,7 +129,7 @@ pp_check(struct pp *pp, const void *value, void *arg)
 	perf_record_read(value, &w->stamp, &seq);
 	if (seq != w->seq) {
 		perf_err("VERIFY FAILED: echo of ping %" PRIu64
-			 " carries sequence %" PRIu64,
+		         " carries sequence %" PRIu64,
 		    w->seq, seq);
 		return -1;
 	}
@@ -149,12 +148,13 @@ pp_ping_loop(struct pp *pp, struct perf_cons_result *res)
 		if (n == PERF_WARMUP) {
 			atomic_store(&pp->sh->sh_t_start, w.now);
 			if (o->duration > 0.0) {
-				deadline = w.now + (uint64_t)(o->duration * 1e9);
+				deadline =
+				    w.now + (uint64_t)(o->duration * 1e9);
 			}
 		}
 		if (n >= PERF_WARMUP &&
 		    ((o->count != 0 && n - PERF_WARMUP >= o->count) ||
-			(deadline != 0 && w.now >= deadline))) {
+		        (deadline != 0 && w.now >= deadline))) {
 			break;
 		}
 		w.seq = n;
@@ -182,8 +182,9 @@ static int
 perf_pingpong_worker(const struct perf_opts *o, struct perf_shared *sh,
     unsigned idx, const struct perf_target *t)
 {
-	struct pp pp = { .o = o, .sh = sh,
-		.commit_every = perf_commit_every(o, t) };
+	struct pp pp = {
+		.o = o, .sh = sh, .commit_every = perf_commit_every(o, t)
+	};
 	shmq_producer_options_t po;
 	shmq_t *q = NULL;
 	int stop = 0;
@@ -193,20 +194,21 @@ perf_pingpong_worker(const struct perf_opts *o, struct perf_shared *sh,
 	po.acks = o->acks;
 	po.flags = o->exclusive ? SHMQ_PRODUCER_EXCLUSIVE : 0;
 	pp.buf = malloc(o->record_size);
-	rc = pp.buf == NULL ? perf_fail("buffer", -ENOMEM) : perf_attach(t, &q);
+	rc =
+	    pp.buf == NULL ? perf_fail("buffer", -ENOMEM) : perf_attach(t, &q);
 	if (rc == 0) {
 		perf_record_payload(pp.buf, o->record_size);
-		rc = shmq_producer_open(q, idx == 0 ? t->topic : t->topic2, &po,
-		    &pp.p);
+		rc = shmq_producer_open(
+		    q, idx == 0 ? t->topic : t->topic2, &po, &pp.p);
 		rc = rc == 0 ? 0 : perf_fail("shmq_producer_open", rc);
 	}
 	if (rc == 0) {
-		rc = perf_consumer_open(o, q, idx == 0 ? t->topic2 : t->topic,
-		    &pp.c);
+		rc = perf_consumer_open(
+		    o, q, idx == 0 ? t->topic2 : t->topic, &pp.c);
 	}
 	if (rc != 0 || perf_barrier_wait(&sh->sh_barrier) != 0 ||
 	    perf_group_settle(sh, q, idx == 0 ? t->topic2 : t->topic, pp.c,
-		idx, idx, 1, idx == 0 ? t->partitions2 : t->partitions) != 0 ||
+	        idx, idx, 1, idx == 0 ? t->partitions2 : t->partitions) != 0 ||
 	    perf_barrier_wait(&sh->sh_barrier) != 0) {
 		rc = -1;
 		goto out;
@@ -251,8 +253,7 @@ perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
 	/* Partition 0 of each is all a single round trip uses. */
 	one.partitions = 1;
 	if (perf_instance_topic(in, t.topic, &one, &t, &t.partitions) != 0 ||
-	    perf_instance_topic(in, t.topic2, &one, &t, &t.partitions2) !=
-		0) {
+	    perf_instance_topic(in, t.topic2, &one, &t, &t.partitions2) != 0) {
 		return -1;
 	}
 	sh = perf_shared_map();
@@ -261,8 +262,8 @@ perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
 	}
 	perf_barrier_init(&sh->sh_barrier, 2);
 	for (; spawned < 2 && rc == 0; spawned++) {
-		rc = perf_spawn(o, sh, spawned, spawned, perf_pingpong_worker,
-		    &t);
+		rc = perf_spawn(
+		    o, sh, spawned, spawned, perf_pingpong_worker, &t);
 	}
 	if (rc != 0) {
 		spawned--;
@@ -275,7 +276,7 @@ perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
 		res->records = sh->sh_cons[0].cr_records;
 		res->lat = sh->sh_cons[0].cr_lat;
 		res->seconds = (double)(sh->sh_cons[0].cr_t_last -
-				   atomic_load(&sh->sh_t_start)) /
+		                   atomic_load(&sh->sh_t_start)) /
 		    1e9;
 	}
 	perf_shared_unmap(sh);

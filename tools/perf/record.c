@@ -36,6 +36,6 @@ void
 perf_record_read(const void *value, uint64_t *stamp, uint64_t *seq)
 {
 	memcpy(stamp, value, sizeof(*stamp));
-	memcpy(seq, (const unsigned char *)value + sizeof(*stamp),
-	    sizeof(*seq));
+	memcpy(
+	    seq, (const unsigned char *)value + sizeof(*stamp), sizeof(*seq));
 }

@@ -26,7 +26,7 @@ perf_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-const char *
+static const char *
 perf_acks_name(int acks)
 {
 	if (acks < 0 || acks > SHMQ_ACKS_ALL) {

@@ -29,7 +29,7 @@ stream_spawn(const struct perf_opts *o, struct perf_shared *sh,
 	}
 	for (i = 0; i < o->consumers; i++, (*spawned)++) {
 		if (perf_spawn(o, sh, o->producers + i, i,
-			perf_stream_consumer, t) != 0) {
+		        perf_stream_consumer, t) != 0) {
 			return -1;
 		}
 	}
@@ -67,8 +67,8 @@ stream_collect(const struct perf_opts *o, const struct perf_shared *sh,
 		}
 	}
 	if (res->records != produced) {
-		perf_err("VERIFY FAILED: %" PRIu64 " records produced, %" PRIu64
-			 " consumed",
+		perf_err("VERIFY FAILED: %" PRIu64
+		         " records produced, %" PRIu64 " consumed",
 		    produced, res->records);
 		return -1;
 	}

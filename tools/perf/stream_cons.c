@@ -53,10 +53,10 @@ cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
 	if (perf_aborted(&cs->sh->sh_barrier)) {
 		return -1;
 	}
-	if (r->value_len != cs->o->record_size || r->partition >=
-	    cs->partitions) {
+	if (r->value_len != cs->o->record_size ||
+	    r->partition >= cs->partitions) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
-			 ": not a record of this run (%zu value bytes)",
+		         ": not a record of this run (%zu value bytes)",
 		    r->partition, r->offset, r->value_len);
 		return -1;
 	}
@@ -64,18 +64,18 @@ cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
 	id = seq >> PERF_SEQ_ID_SHIFT;
 	if (id >= cs->o->producers) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
-			 ": bad producer id %" PRIu64,
+		         ": bad producer id %" PRIu64,
 		    r->partition, r->offset, id);
 		return -1;
 	}
 	want = &cs->expect[id * cs->partitions + r->partition];
 	if ((seq & PERF_SEQ_MASK) != *want) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
-			 ": producer %" PRIu64 " sequence %" PRIu64
-			 ", expected %" PRIu64 " (%s)",
+		         ": producer %" PRIu64 " sequence %" PRIu64
+		         ", expected %" PRIu64 " (%s)",
 		    r->partition, r->offset, id, seq & PERF_SEQ_MASK, *want,
 		    (seq & PERF_SEQ_MASK) > *want ? "records lost"
-						  : "duplicate or reordered");
+		                                  : "duplicate or reordered");
 		return -1;
 	}
 	(*want)++;
@@ -94,12 +94,12 @@ cons_next(struct cons *cs)
 	if (cs->o->zero_copy) {
 		rc = shmq_peek(cs->c, &r, PERF_POLL_MS);
 	} else {
-		rc = shmq_recv(cs->c, cs->buf, cs->o->record_size, &r,
-		    PERF_POLL_MS);
+		rc = shmq_recv(
+		    cs->c, cs->buf, cs->o->record_size, &r, PERF_POLL_MS);
 	}
 	if (rc == SHMQ_ELAPPED && !perf_aborted(&cs->sh->sh_barrier)) {
 		perf_err("VERIFY FAILED: partition %u: %" PRIu64
-			 " records lost (overwritten on a drop topic)",
+		         " records lost (overwritten on a drop topic)",
 		    r.partition, r.lost);
 		return CONS_REPORTED;
 	}
@@ -163,8 +163,9 @@ cons_idle(struct cons *cs)
 		cs->seen_total = consumed;
 		cs->seen_at = now;
 	} else if (now - cs->seen_at > PERF_LOST_MS * UINT64_C(1000000)) {
-		perf_err("VERIFY FAILED: %" PRIu64 " records produced, %" PRIu64
-			 " consumed, none for %u ms",
+		perf_err("VERIFY FAILED: %" PRIu64
+		         " records produced, %" PRIu64
+		         " consumed, none for %u ms",
 		    produced, consumed, PERF_LOST_MS);
 		return -1;
 	}
@@ -192,9 +193,8 @@ cons_run(struct cons *cs)
 			return -1;
 		}
 		if (rc != -EAGAIN) {
-			return perf_fail(cs->o->zero_copy ? "shmq_peek"
-							  : "shmq_recv",
-			    rc);
+			return perf_fail(
+			    cs->o->zero_copy ? "shmq_peek" : "shmq_recv", rc);
 		}
 		rc = cons_idle(cs);
 		if (rc != 0) {
@@ -207,15 +207,17 @@ int
 perf_stream_consumer(const struct perf_opts *o, struct perf_shared *sh,
     unsigned idx, const struct perf_target *t)
 {
-	struct cons cs = { .o = o, .sh = sh, .res = &sh->sh_cons[idx],
+	struct cons cs = { .o = o,
+		.sh = sh,
+		.res = &sh->sh_cons[idx],
 		.partitions = t->partitions,
 		.commit_every = perf_commit_every(o, t) };
 	uint64_t zero = 0;
 	shmq_t *q = NULL;
 	int rc;
 
-	cs.expect = calloc((size_t)o->producers * t->partitions,
-	    sizeof(*cs.expect));
+	cs.expect =
+	    calloc((size_t)o->producers * t->partitions, sizeof(*cs.expect));
 	cs.buf = malloc(o->record_size);
 	rc = (cs.expect == NULL || cs.buf == NULL)
 	    ? perf_fail("consumer buffers", -ENOMEM)
@@ -225,7 +227,7 @@ perf_stream_consumer(const struct perf_opts *o, struct perf_shared *sh,
 	}
 	if (rc != 0 || perf_barrier_wait(&sh->sh_barrier) != 0 ||
 	    perf_group_settle(sh, q, t->topic, cs.c, idx, 0, o->consumers,
-		t->partitions) != 0 ||
+	        t->partitions) != 0 ||
 	    perf_barrier_wait(&sh->sh_barrier) != 0) {
 		rc = -1;
 		goto out;

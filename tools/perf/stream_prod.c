@@ -29,10 +29,10 @@ struct prod {
 	shmq_producer_t *p;
 	uint32_t partitions;
 	unsigned idx;
-	uint64_t *seq;      /* next sequence per partition */
+	uint64_t *seq; /* next sequence per partition */
 	unsigned char *buf; /* batch * record_size value bytes */
 	shmq_msg_t *msgs;
-	uint64_t deadline;  /* 0: run by count */
+	uint64_t deadline; /* 0: run by count */
 	uint64_t sent;
 	uint64_t full_since; /* when the current send met a full ring */
 };
@@ -59,8 +59,8 @@ prod_open(struct prod *pr, shmq_t *q, const char *topic)
 		return perf_fail("producer buffers", -ENOMEM);
 	}
 	for (i = 0; i < pr->o->batch; i++) {
-		perf_record_payload(pr->buf + i * pr->o->record_size,
-		    pr->o->record_size);
+		perf_record_payload(
+		    pr->buf + i * pr->o->record_size, pr->o->record_size);
 	}
 	return 0;
 }
@@ -89,8 +89,8 @@ prod_retry(struct prod *pr, int rc)
 	if (now - pr->full_since < PERF_LOST_MS * UINT64_C(1000000)) {
 		return 1;
 	}
-	perf_err("producer %u: ring full for %u ms, consumers stuck",
-	    pr->idx, PERF_LOST_MS);
+	perf_err("producer %u: ring full for %u ms, consumers stuck", pr->idx,
+	    PERF_LOST_MS);
 	pr->full_since = 0;
 	return 0;
 }
@@ -148,8 +148,8 @@ prod_reserve(struct prod *pr, uint32_t part, uint64_t *now)
 	int rc;
 
 	do {
-		rc = shmq_reserve(pr->p, (int32_t)part, 0, pr->o->record_size,
-		    &s);
+		rc = shmq_reserve(
+		    pr->p, (int32_t)part, 0, pr->o->record_size, &s);
 	} while (prod_retry(pr, rc));
 	if (rc != 0) {
 		return prod_failed(pr, "shmq_reserve", rc);
@@ -213,8 +213,9 @@ int
 perf_stream_producer(const struct perf_opts *o, struct perf_shared *sh,
     unsigned idx, const struct perf_target *t)
 {
-	struct prod pr = { .o = o, .sh = sh, .idx = idx,
-		.partitions = t->partitions };
+	struct prod pr = {
+		.o = o, .sh = sh, .idx = idx, .partitions = t->partitions
+	};
 	uint64_t zero = 0;
 	uint64_t start;
 	shmq_t *q = NULL;

@@ -33,6 +33,9 @@ ctl_fail(int err, const char *fmt, ...)
 {
 	va_list ap;
 
+	/* Keep messages after the output they comment on, also when
+	 * both streams go to one pipe. */
+	fflush(stdout);
 	fputs("shmqctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -46,6 +49,7 @@ ctl_note(const char *fmt, ...)
 {
 	va_list ap;
 
+	fflush(stdout); /* as in ctl_fail */
 	fputs("shmqctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
