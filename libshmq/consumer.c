@@ -18,11 +18,15 @@
 #include "internal.h"
 
 #define SPIN_US_DEFAULT 50u
-#define GROUP_SLICE_MS 100 /* how often a parked member looks at the
-                            * other members' liveness */
+#define GROUP_SLICE_MS                                \
+	100 /* how often a parked member looks at the \
+	     * other members' liveness */
 #define SPIN_CLOCK_EVERY 64u
 #define LIVENESS_POLLS 1024u
-#define BACKOFF_MAX 64u /* pauses between polls, at most (~2-5 us) */ /* polls between looks at the clock */
+#define BACKOFF_MAX                                                        \
+	64u /* pauses between polls, at most (~2-5 us) */ /* polls between \
+	                                                     looks at the  \
+	                                                     clock */
 
 static inline void
 cpu_relax(void)
@@ -208,8 +212,8 @@ relapse(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
  * a reserved record or the clear-ahead mark — never older bytes.
  */
 static int
-peek_commit_word(const shmq_consumer_t *c, const struct ring *r,
-    const struct cpart *cp)
+peek_commit_word(
+    const shmq_consumer_t *c, const struct ring *r, const struct cpart *cp)
 {
 	if (lappable(c) || (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
 		return -1;
@@ -284,8 +288,8 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		}
 		struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
 		/* Copy the header once; validate the copy, never re-read. */
-		uint32_t len = atomic_load_explicit(&rh->rec_len,
-		    memory_order_relaxed);
+		uint32_t len =
+		    atomic_load_explicit(&rh->rec_len, memory_order_relaxed);
 		uint16_t type = rh->rec_type;
 		uint64_t room = r->cap - (cp->next_pos & r->mask);
 		if (type == REC_PAD) {
@@ -297,8 +301,8 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 			}
 			if (ext < REC_ALIGN || ext > room ||
 			    (ext & (REC_ALIGN - 1)) != 0) {
-				atomic_fetch_or(&r->hdr->hdr_flags,
-				    RING_F_FAILED);
+				atomic_fetch_or(
+				    &r->hdr->hdr_flags, RING_F_FAILED);
 				return SHMQ_ECORRUPT;
 			}
 			cp->next_pos += ext;
@@ -355,13 +359,13 @@ part_advance(shmq_consumer_t *c, struct cpart *cp, const shmq_record_t *rec,
 		struct grp_part *gp = &c->group.hdr->g_parts[cp->id];
 		/* Only the owner writes these: load + store, no RMW. */
 		atomic_store_explicit(&gp->gp_records_out,
-		    atomic_load_explicit(&gp->gp_records_out,
-		        memory_order_relaxed) +
+		    atomic_load_explicit(
+		        &gp->gp_records_out, memory_order_relaxed) +
 		        1,
 		    memory_order_relaxed);
 		atomic_store_explicit(&gp->gp_bytes_out,
-		    atomic_load_explicit(&gp->gp_bytes_out,
-		        memory_order_relaxed) +
+		    atomic_load_explicit(
+		        &gp->gp_bytes_out, memory_order_relaxed) +
 		        rec->key_len + rec->value_len,
 		    memory_order_relaxed);
 	}
@@ -370,8 +374,8 @@ part_advance(shmq_consumer_t *c, struct cpart *cp, const shmq_record_t *rec,
 /* ---- commits ------------------------------------------------------------ */
 
 static int
-part_commit(shmq_consumer_t *c, uint32_t i, uint64_t off, bool pos_known,
-    uint64_t pos)
+part_commit(
+    shmq_consumer_t *c, uint32_t i, uint64_t off, bool pos_known, uint64_t pos)
 {
 	if (!c->in_group) {
 		return -EINVAL;
@@ -381,8 +385,8 @@ part_commit(shmq_consumer_t *c, uint32_t i, uint64_t off, bool pos_known,
 		return SHMQ_ENOTOWNER;
 	}
 	atomic_store_explicit(&gp->gp_committed, off, memory_order_release);
-	atomic_store_explicit(&gp->gp_commit_ns, shmqi_now_ns(),
-	    memory_order_relaxed);
+	atomic_store_explicit(
+	    &gp->gp_commit_ns, shmqi_now_ns(), memory_order_relaxed);
 	c->parts[i].commit_off = off;
 	if (pos_known) {
 		set_gate(c, i, pos);
@@ -398,8 +402,8 @@ commit_returned(shmq_consumer_t *c)
 		struct cpart *cp = &c->parts[i];
 		if (cp->active && cp->returned_any &&
 		    cp->returned_off != cp->commit_off) {
-			int prc = part_commit(c, i, cp->returned_off, true,
-			    cp->returned_pos);
+			int prc = part_commit(
+			    c, i, cp->returned_off, true, cp->returned_pos);
 			rc = rc ? rc : prc;
 		}
 	}
@@ -417,8 +421,7 @@ shmq_consumer_commit(shmq_consumer_t *c)
 }
 
 int
-shmq_consumer_commit_offset(shmq_consumer_t *c, uint32_t part,
-    uint64_t offset)
+shmq_consumer_commit_offset(shmq_consumer_t *c, uint32_t part, uint64_t offset)
 {
 	uint64_t pos = 0;
 	bool known = false;
@@ -436,7 +439,8 @@ shmq_consumer_commit_offset(shmq_consumer_t *c, uint32_t part,
 	return part_commit(c, part, offset, known, pos);
 }
 
-/* ---- group upkeep -------------------------------------------------------- */
+/* ---- group upkeep --------------------------------------------------------
+ */
 
 static void
 on_release(uint32_t part, void *arg)
@@ -445,8 +449,8 @@ on_release(uint32_t part, void *arg)
 	struct cpart *cp = &c->parts[part];
 	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && cp->returned_any &&
 	    cp->returned_off != cp->commit_off) {
-		(void)part_commit(c, part, cp->returned_off, true,
-		    cp->returned_pos);
+		(void)part_commit(
+		    c, part, cp->returned_off, true, cp->returned_pos);
 	}
 	cp->active = false;
 }
@@ -456,8 +460,8 @@ static int
 group_sync(shmq_consumer_t *c, bool force)
 {
 	struct grp_hdr *g = c->group.hdr;
-	uint32_t gen = atomic_load_explicit(&g->g_generation,
-	    memory_order_acquire);
+	uint32_t gen =
+	    atomic_load_explicit(&g->g_generation, memory_order_acquire);
 	if (!force && gen == c->group_gen &&
 	    (++c->polls & (LIVENESS_POLLS - 1)) != 0) {
 		return 0; /* the clock is read every LIVENESS_POLLS polls */
@@ -471,12 +475,12 @@ group_sync(shmq_consumer_t *c, bool force)
 		return rc;
 	}
 	/* Acquire pairs with the release in shmqi_group_bump. */
-	c->group_gen = atomic_load_explicit(&g->g_generation,
-	    memory_order_acquire);
+	c->group_gen =
+	    atomic_load_explicit(&g->g_generation, memory_order_acquire);
 	c->next_liveness_ns = now + (int64_t)GROUP_SLICE_MS * 1000000;
 	for (uint32_t i = 0; i < c->nparts; i++) {
-		bool mine = atomic_load(&g->g_parts[i].gp_owner) ==
-		    c->group.slot;
+		bool mine =
+		    atomic_load(&g->g_parts[i].gp_owner) == c->group.slot;
 		struct cpart *cp = &c->parts[i];
 		if (mine && !cp->active) {
 			uint64_t off = atomic_load_explicit(
@@ -490,7 +494,8 @@ group_sync(shmq_consumer_t *c, bool force)
 	return 0;
 }
 
-/* ---- waiting --------------------------------------------------------------- */
+/* ---- waiting ---------------------------------------------------------------
+ */
 
 /* Abort reservations that block a partition because their producer
  * died; bounded by reclaim_ms from when progress stopped. */
@@ -574,8 +579,8 @@ park(shmq_consumer_t *c, int ms, shmq_record_t *rec, uint64_t *ext,
 	}
 	for (uint32_t i = 0; i < c->nparts; i++) {
 		if (c->parts[i].active) {
-			atomic_fetch_sub(&c->rings[i].hdr->hdr_commit_waiters,
-			    1);
+			atomic_fetch_sub(
+			    &c->rings[i].hdr->hdr_commit_waiters, 1);
 		}
 	}
 	return rc;
@@ -601,9 +606,8 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
     uint32_t *which, int timeout_ms)
 {
 	int64_t start = shmqi_mono_ns();
-	int64_t deadline = timeout_ms < 0
-	    ? INT64_MAX
-	    : start + (int64_t)timeout_ms * 1000000;
+	int64_t deadline =
+	    timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000;
 	int64_t spin_end = start + (int64_t)c->spin_us * 1000;
 	unsigned spins = 0, backoff = 1;
 	int rc;
@@ -633,7 +637,8 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 			for (unsigned k = 0; k < backoff; k++) {
 				cpu_relax();
 			}
-			backoff = backoff < BACKOFF_MAX ? backoff * 2 : backoff;
+			backoff =
+			    backoff < BACKOFF_MAX ? backoff * 2 : backoff;
 			continue;
 		}
 		int64_t now = shmqi_mono_ns();
@@ -736,7 +741,8 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 		if (lappable(c) && !intact(&c->rings[which], cp->next_pos)) {
 			int lrc = part_lapped(c, cp, rec);
 			if (lrc == LAPPED_NOTHING_LOST) {
-				continue; /* read again from the new position */
+				continue; /* read again from the new position
+				           */
 			}
 			return lrc;
 		}
@@ -748,7 +754,8 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 	}
 }
 
-/* ---- lifecycle ----------------------------------------------------------- */
+/* ---- lifecycle -----------------------------------------------------------
+ */
 
 int
 shmq_consumer_open(shmq_t *q, const char *topic,
@@ -804,16 +811,16 @@ shmq_consumer_open(shmq_t *q, const char *topic,
 			goto fail;
 		}
 		c->nparts++;
-		if ((rc = shmqi_ring_claim_client(&c->rings[i],
-		         CLIENT_CONSUMER)) != 0) {
+		if ((rc = shmqi_ring_claim_client(
+		         &c->rings[i], CLIENT_CONSUMER)) != 0) {
 			goto fail;
 		}
 	}
 	if (o.group != NULL) {
 		snprintf(c->group_name, sizeof c->group_name, "%s", o.group);
 		c->in_group = true;
-		rc = shmqi_group_open(q, o.group, topic, &c->meta, true,
-		    &c->group);
+		rc = shmqi_group_open(
+		    q, o.group, topic, &c->meta, true, &c->group);
 		for (uint32_t i = 0; rc == 0 && i < P &&
 		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
 		     i++) {
@@ -849,7 +856,7 @@ shmq_consumer_close(shmq_consumer_t *c)
 	shmq_t *q = c->q;
 	pthread_mutex_lock(&q->lock);
 	for (shmq_consumer_t **pp = &q->consumers; *pp != NULL;
-	    pp = &(*pp)->next) {
+	     pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
@@ -914,9 +921,8 @@ shmq_seek_to(shmq_consumer_t *c, uint32_t part, int whence)
 	}
 	struct ring *r = &c->rings[part];
 	return shmq_seek(c, part,
-	    whence == SHMQ_SEEK_BEGINNING
-	        ? atomic_load(&r->hdr->hdr_start_off)
-	        : shmqi_ring_committed_off(r));
+	    whence == SHMQ_SEEK_BEGINNING ? atomic_load(&r->hdr->hdr_start_off)
+	                                  : shmqi_ring_committed_off(r));
 }
 
 ssize_t

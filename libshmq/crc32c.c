@@ -71,10 +71,10 @@ shmqi_rec_crc(const struct rec_hdr *h, const void *payload)
 	const unsigned char *b = (const unsigned char *)h;
 	size_t n = (size_t)h->rec_key_len + h->rec_value_len;
 	if (payload == (const void *)(h + 1)) {
-		return shmqi_crc32c(0, b + REC_CRC_START,
-		    sizeof(*h) - REC_CRC_START + n);
+		return shmqi_crc32c(
+		    0, b + REC_CRC_START, sizeof(*h) - REC_CRC_START + n);
 	}
-	uint32_t c = shmqi_crc32c(0, b + REC_CRC_START,
-	    sizeof(*h) - REC_CRC_START);
+	uint32_t c =
+	    shmqi_crc32c(0, b + REC_CRC_START, sizeof(*h) - REC_CRC_START);
 	return shmqi_crc32c(c, payload, n);
 }

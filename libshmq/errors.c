@@ -31,7 +31,7 @@ shmq_strerror(int err)
 		return "success";
 	}
 	for (size_t i = 0; i < sizeof shmq_errors / sizeof shmq_errors[0];
-	    i++) {
+	     i++) {
 		if (shmq_errors[i].code == err) {
 			return shmq_errors[i].text;
 		}

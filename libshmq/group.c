@@ -34,7 +34,8 @@
 static size_t
 group_size(uint32_t parts)
 {
-	return sizeof(struct grp_hdr) + (size_t)parts * sizeof(struct grp_part);
+	return sizeof(struct grp_hdr) +
+	    (size_t)parts * sizeof(struct grp_part);
 }
 
 static int
@@ -73,8 +74,8 @@ group_create(const shmq_t *q, const char *group, const char *topic,
 		atomic_init(&g->g_parts[i].gp_committed, GP_NONE);
 	}
 	/* Last, with release: pairs with the acquire in group_map. */
-	atomic_store_explicit(&g->g_version, LAYOUT_VERSION,
-	    memory_order_release);
+	atomic_store_explicit(
+	    &g->g_version, LAYOUT_VERSION, memory_order_release);
 	if (link(tmp, path) != 0) {
 		rc = -errno;
 	}
@@ -108,8 +109,8 @@ group_map(const shmq_t *q, const struct topic_meta *m, const char *path,
 		goto fail;
 	}
 	struct grp_hdr *h = map;
-	uint32_t version = atomic_load_explicit(&h->g_version,
-	    memory_order_acquire);
+	uint32_t version =
+	    atomic_load_explicit(&h->g_version, memory_order_acquire);
 	uint64_t magic = h->g_magic, inst = h->g_instance_id;
 	uint64_t tid = h->g_topic_id;
 	uint32_t layout = h->g_layout, parts = h->g_partitions;
@@ -220,8 +221,8 @@ shmqi_group_bump(struct group *g)
 {
 	/* Release: members that see the new generation see the owner
 	 * fields written before it. */
-	atomic_fetch_add_explicit(&g->hdr->g_generation, 1,
-	    memory_order_release);
+	atomic_fetch_add_explicit(
+	    &g->hdr->g_generation, 1, memory_order_release);
 	shmqi_futex_wake(&g->hdr->g_generation);
 }
 
@@ -230,8 +231,8 @@ release_slot_parts(struct group *g, int32_t slot)
 {
 	for (uint32_t i = 0; i < g->partitions; i++) {
 		int32_t want = slot;
-		atomic_compare_exchange_strong(&g->hdr->g_parts[i].gp_owner,
-		    &want, -1);
+		atomic_compare_exchange_strong(
+		    &g->hdr->g_parts[i].gp_owner, &want, -1);
 	}
 }
 
@@ -255,8 +256,8 @@ shmqi_group_reap(struct group *g)
 		        MEMBER_ACTIVE &&
 		    !member_alive(g, s)) {
 			release_slot_parts(g, (int32_t)s);
-			atomic_store(&g->hdr->g_members[s].m_state,
-			    MEMBER_FREE);
+			atomic_store(
+			    &g->hdr->g_members[s].m_state, MEMBER_FREE);
 			changed = true;
 		}
 	}
@@ -316,8 +317,8 @@ shmqi_group_leave(struct group *g)
 }
 
 int
-shmqi_group_rebalance(struct group *g,
-    void (*release_cb)(uint32_t part, void *arg), void *arg)
+shmqi_group_rebalance(
+    struct group *g, void (*release_cb)(uint32_t part, void *arg), void *arg)
 {
 	uint32_t n = 0, rank = 0, owned = 0;
 	int rc = shmqi_group_lock(g);
@@ -376,7 +377,8 @@ shmqi_group_gate(struct group *g, struct ring *r, uint32_t part)
 		}
 		gi = RING_GATES;
 		for (uint32_t i = 0; i < RING_GATES && gi == RING_GATES; i++) {
-			if (atomic_load(&r->hdr->hdr_gates[i].gt_owner) == id) {
+			if (atomic_load(&r->hdr->hdr_gates[i].gt_owner) ==
+			    id) {
 				gi = i;
 			}
 		}
@@ -410,10 +412,11 @@ struct group_admin {
 };
 
 static int
-admin_open(shmq_t *q, const char *group, const char *topic,
-    struct group_admin *a)
+admin_open(
+    shmq_t *q, const char *group, const char *topic, struct group_admin *a)
 {
-	if (q == NULL || !shmqi_name_valid(group) || !shmqi_name_valid(topic)) {
+	if (q == NULL || !shmqi_name_valid(group) ||
+	    !shmqi_name_valid(topic)) {
 		return -EINVAL;
 	}
 	int rc = shmqi_topic_load(q, topic, &a->meta);
@@ -493,8 +496,8 @@ shmq_group_describe(shmq_t *q, const char *group, const char *topic,
 			o->end = info.committed;
 			/* Never committed: lag counts from the log start. */
 			o->committed = c == GP_NONE ? info.log_start : c;
-			o->lag = o->end > o->committed ? o->end - o->committed
-			                               : 0;
+			o->lag =
+			    o->end > o->committed ? o->end - o->committed : 0;
 		}
 	}
 	shmqi_group_close(&a.g);
@@ -502,8 +505,8 @@ shmq_group_describe(shmq_t *q, const char *group, const char *topic,
 }
 
 int
-shmq_group_members(shmq_t *q, const char *group, const char *topic,
-    uint32_t *members)
+shmq_group_members(
+    shmq_t *q, const char *group, const char *topic, uint32_t *members)
 {
 	struct group_admin a;
 	if (members == NULL) {
@@ -564,8 +567,8 @@ shmq_group_delete(shmq_t *q, const char *group, const char *topic)
 				struct ring r;
 				uint32_t gi = a.g.hdr->g_parts[i].gp_gate;
 				if (gi >= RING_GATES ||
-				    shmqi_ring_open(q, topic, &a.meta, i, &r) !=
-				        0) {
+				    shmqi_ring_open(
+				        q, topic, &a.meta, i, &r) != 0) {
 					continue;
 				}
 				uint64_t id = a.g.hdr->g_id;

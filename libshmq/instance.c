@@ -45,7 +45,8 @@ bool
 shmqi_name_valid(const char *name)
 {
 	size_t n = 0;
-	if (name == NULL || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+	if (name == NULL || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0) {
 		return false;
 	}
 	for (const char *p = name; *p != '\0'; p++, n++) {
@@ -71,8 +72,7 @@ shmqi_random64(void)
 	uint64_t v = 0;
 	if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v || v == 0) {
 		/* Never 0: 0 means "no id" in gates. */
-		v ^= (uint64_t)shmqi_mono_ns() * 0x9e3779b97f4a7c15ull |
-		    1u;
+		v ^= (uint64_t)shmqi_mono_ns() * 0x9e3779b97f4a7c15ull | 1u;
 	}
 	return v;
 }
@@ -97,11 +97,11 @@ shmqi_topic_path(const shmq_t *q, const char *topic, char *buf, size_t cap)
 }
 
 int
-shmqi_ring_path(const shmq_t *q, const char *topic, uint32_t part,
-    char *buf, size_t cap)
+shmqi_ring_path(
+    const shmq_t *q, const char *topic, uint32_t part, char *buf, size_t cap)
 {
-	return fmt_path(buf, cap, "%s/%s.%u.ring", q->shm_dir, topic,
-	    (unsigned)part);
+	return fmt_path(
+	    buf, cap, "%s/%s.%u.ring", q->shm_dir, topic, (unsigned)part);
 }
 
 int
@@ -154,16 +154,17 @@ static int
 publish_id(const shmq_t *q, const char *path)
 {
 	char tmp[SHMQ_PATH_MAX], buf[32];
-	int rc = fmt_path(tmp, sizeof tmp, "%s/.%s.%d", q->home, ID_FILE,
-	    (int)getpid());
+	int rc = fmt_path(
+	    tmp, sizeof tmp, "%s/.%s.%d", q->home, ID_FILE, (int)getpid());
 	if (rc != 0) {
 		return rc;
 	}
 	int len = snprintf(buf, sizeof buf, "%016llx\n",
 	    (unsigned long long)shmqi_random64());
 	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    q->mode & 0666);
+	int fd =
+	    open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	        q->mode & 0666);
 	if (fd < 0) {
 		return -errno;
 	}
@@ -295,8 +296,8 @@ shmqi_instance_lock(const shmq_t *q)
 	if (rc != 0) {
 		return rc;
 	}
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    q->mode);
+	int fd =
+	    open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, q->mode);
 	if (fd < 0) {
 		return -errno;
 	}

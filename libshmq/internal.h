@@ -8,9 +8,9 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "layout.h"
 #include "shmq.h"
@@ -41,10 +41,10 @@ bool shmqi_name_valid(const char *name);
  * and shared state they stand for still belong to the parent: the child
  * only unmaps and closes its file descriptors. */
 bool shmqi_is_owner(const shmq_t *q);
-int shmqi_topic_path(const shmq_t *q, const char *topic, char *buf,
-    size_t cap);
-int shmqi_ring_path(const shmq_t *q, const char *topic, uint32_t part,
-    char *buf, size_t cap);
+int shmqi_topic_path(
+    const shmq_t *q, const char *topic, char *buf, size_t cap);
+int shmqi_ring_path(
+    const shmq_t *q, const char *topic, uint32_t part, char *buf, size_t cap);
 int shmqi_group_path(const shmq_t *q, const char *group, const char *topic,
     char *buf, size_t cap);
 uint64_t shmqi_random64(void);
@@ -62,8 +62,7 @@ struct topic_meta {
 	int overflow;
 };
 
-int shmqi_topic_load(const shmq_t *q, const char *name,
-    struct topic_meta *m);
+int shmqi_topic_load(const shmq_t *q, const char *name, struct topic_meta *m);
 
 /* ---- ring ---------------------------------------------------------- */
 
@@ -72,12 +71,12 @@ struct ring {
 	struct ring_hdr *hdr;
 	uint8_t *data;
 	uint64_t *index;
-	uint64_t cap;  /* capacity (copied once, validated) */
+	uint64_t cap; /* capacity (copied once, validated) */
 	uint64_t mask; /* cap - 1 */
 	uint32_t index_mask;
 	uint32_t max_record;
 	size_t map_len;
-	uint32_t slot;  /* our client slot, or UINT32_MAX */
+	uint32_t slot; /* our client slot, or UINT32_MAX */
 	uint32_t owner; /* slot << 24 | generation, for rec_owner */
 	unsigned reclaim_ms;
 	unsigned stall_ms;
@@ -126,8 +125,8 @@ struct rsv_item {
 /* Reserve records [0, n) in order; caller holds the lock (or is the
  * exclusive writer).  Returns 0 and the first offset, -EAGAIN when the
  * ring has no room now, -EMSGSIZE, SHMQ_ECORRUPT. */
-int shmqi_ring_reserve(struct ring *r, struct rsv_item *items, size_t n,
-    uint64_t *first_off);
+int shmqi_ring_reserve(
+    struct ring *r, struct rsv_item *items, size_t n, uint64_t *first_off);
 /* Publish one reserved record (fills its CRC).  SHMQ_ERECLAIMED if a
  * reclaimer aborted it first. */
 int shmqi_ring_commit_rec(struct ring *r, uint64_t pos);
@@ -146,8 +145,8 @@ void shmqi_ring_wake_space(struct ring *r);
 /* Result of locating an offset. */
 enum locate_rc {
 	LOC_FOUND = 0,
-	LOC_BELOW = 1,   /* below the oldest record in the ring */
-	LOC_ABOVE = 2,   /* beyond the end of the log */
+	LOC_BELOW = 1, /* below the oldest record in the ring */
+	LOC_ABOVE = 2, /* beyond the end of the log */
 	LOC_PENDING = 3, /* not yet committed; try again later */
 };
 int shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos);
@@ -159,17 +158,15 @@ int shmqi_futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms);
 void shmqi_futex_wake(_Atomic uint32_t *word);
 /* Wait on several words at once (futex_waitv); falls back to the first
  * word with a short timeout where the kernel lacks it. */
-int shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen,
-    size_t n, int ms);
+int shmqi_futex_waitv(
+    _Atomic uint32_t **words, const uint32_t *seen, size_t n, int ms);
 
 /* ---- OS seam (shm_linux.c) ----------------------------------------- */
 
-int64_t shmqi_now_ns(void);      /* CLOCK_REALTIME */
-int64_t shmqi_mono_ns(void);     /* CLOCK_MONOTONIC */
-int shmqi_file_create(const char *path, unsigned mode, uint64_t size,
-    int *fd);
-int shmqi_file_open(const char *path, unsigned mode, int *fd,
-    uint64_t *size);
+int64_t shmqi_now_ns(void); /* CLOCK_REALTIME */
+int64_t shmqi_mono_ns(void); /* CLOCK_MONOTONIC */
+int shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd);
+int shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size);
 int shmqi_map(int fd, size_t len, void **addr);
 void shmqi_unmap(void *addr, size_t len);
 /* OFD locks: taken for the lifetime of the fd; released by the kernel. */
@@ -192,20 +189,20 @@ long shmqi_fault_count(void);
  * one predictable branch. */
 enum shmqi_point {
 	POINT_RESERVE_LOCKED = 1, /* inside the lock, headers half written */
-	POINT_RESERVE_PUBLISHED,  /* inside the lock, end_pos published,
-	                           * end_off not yet */
-	POINT_AFTER_RESERVE,      /* reserved, nothing copied */
-	POINT_MID_COPY,           /* key copied, value not */
-	POINT_BEFORE_COMMIT,      /* copied, commit word not set */
-	POINT_AFTER_COMMIT,       /* committed, watermark not advanced */
+	POINT_RESERVE_PUBLISHED, /* inside the lock, end_pos published,
+	                          * end_off not yet */
+	POINT_AFTER_RESERVE, /* reserved, nothing copied */
+	POINT_MID_COPY, /* key copied, value not */
+	POINT_BEFORE_COMMIT, /* copied, commit word not set */
+	POINT_AFTER_COMMIT, /* committed, watermark not advanced */
 	POINT_COUNT
 };
 extern void (*volatile shmqi_test_hook)(int point);
-#define SHMQI_POINT(p)                                                         \
-	do {                                                                   \
-		if (__builtin_expect(shmqi_test_hook != NULL, 0)) {            \
-			shmqi_test_hook(p);                                    \
-		}                                                              \
+#define SHMQI_POINT(p)                                              \
+	do {                                                        \
+		if (__builtin_expect(shmqi_test_hook != NULL, 0)) { \
+			shmqi_test_hook(p);                         \
+		}                                                   \
 	} while (0)
 
 /* ---- checksums and hashing ---------------------------------------- */
@@ -237,8 +234,8 @@ bool shmqi_group_reap(struct group *g);
 int shmqi_group_live_members(struct group *g);
 /* Compute this member's target set and claim/release accordingly under
  * the lock.  `release_cb` is called before each release. */
-int shmqi_group_rebalance(struct group *g,
-    void (*release_cb)(uint32_t part, void *arg), void *arg);
+int shmqi_group_rebalance(
+    struct group *g, void (*release_cb)(uint32_t part, void *arg), void *arg);
 /* Make sure partition `part` of ring r has a gate for this group. */
 int shmqi_group_gate(struct group *g, struct ring *r, uint32_t part);
 void shmqi_group_bump(struct group *g);
@@ -269,11 +266,11 @@ struct cpart {
 	uint64_t next_off;
 	uint64_t next_pos;
 	uint64_t seen_committed; /* cached committed_pos */
-	uint64_t commit_off;     /* last committed by us */
-	uint64_t returned_off;   /* next offset after the last returned */
+	uint64_t commit_off; /* last committed by us */
+	uint64_t returned_off; /* next offset after the last returned */
 	uint64_t returned_pos;
 	bool returned_any;
-	uint64_t stuck_pos;      /* committed_pos when progress stopped */
+	uint64_t stuck_pos; /* committed_pos when progress stopped */
 	int64_t stuck_since;
 };
 

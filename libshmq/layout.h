@@ -52,8 +52,8 @@
 #define LOCK_MEMBER_BASE (1ll << 40)
 
 /* hdr_flags bits */
-#define RING_F_DELETED 0x1u   /* topic deleted: handles stop */
-#define RING_F_FAILED 0x2u    /* sticky failure: corrupt state seen */
+#define RING_F_DELETED 0x1u /* topic deleted: handles stop */
+#define RING_F_FAILED 0x2u /* sticky failure: corrupt state seen */
 #define RING_F_EXCL_DIRTY 0x4u /* an exclusive writer is (or was) active */
 
 struct ring_client {
@@ -67,7 +67,7 @@ struct ring_client {
 #define CLIENT_CONSUMER 2u
 
 struct ring_gate {
-	_Atomic uint64_t gt_pos;   /* group's committed position */
+	_Atomic uint64_t gt_pos; /* group's committed position */
 	_Atomic uint64_t gt_owner; /* group file id; 0 = free */
 };
 
@@ -76,8 +76,8 @@ struct ring_hdr {
 	uint64_t hdr_magic;
 	_Atomic uint32_t hdr_version; /* stored last, with release */
 	uint32_t hdr_layout;
-	uint64_t hdr_capacity;  /* data bytes, a power of two */
-	uint64_t hdr_data_off;  /* file offset of the data area */
+	uint64_t hdr_capacity; /* data bytes, a power of two */
+	uint64_t hdr_data_off; /* file offset of the data area */
 	uint64_t hdr_index_off; /* file offset of the index */
 	uint32_t hdr_index_slots;
 	uint32_t hdr_partition;
@@ -98,8 +98,8 @@ struct ring_hdr {
 	/* Writer state, changed under hdr_lock (or by the exclusive
 	 * writer). */
 	alignas(HOT_LINE) pthread_mutex_t hdr_lock;
-	_Atomic uint64_t hdr_end_pos;  /* published after headers */
-	_Atomic uint64_t hdr_end_off;  /* next offset to hand out */
+	_Atomic uint64_t hdr_end_pos; /* published after headers */
+	_Atomic uint64_t hdr_end_off; /* next offset to hand out */
 	_Atomic uint64_t hdr_wrap_pos; /* writers may overwrite below
 	                                * wrap_pos - capacity */
 	_Atomic uint64_t hdr_records_in;
@@ -111,7 +111,7 @@ struct ring_hdr {
 
 	/* Every record below committed_pos is complete. */
 	alignas(HOT_LINE) _Atomic uint64_t hdr_committed_pos;
-	_Atomic uint32_t hdr_commit_seq;     /* futex word */
+	_Atomic uint32_t hdr_commit_seq; /* futex word */
 	_Atomic uint32_t hdr_commit_waiters; /* sleepers on it */
 
 	/* Producers waiting for space on a full ring. */
@@ -191,7 +191,7 @@ struct grp_member {
 
 struct grp_part {
 	_Atomic int32_t gp_owner; /* member slot, -1 = none */
-	uint32_t gp_gate;         /* gate index in the ring */
+	uint32_t gp_gate; /* gate index in the ring */
 	_Atomic uint64_t gp_committed; /* GP_NONE: never committed */
 	_Atomic uint64_t gp_records_out;
 	_Atomic uint64_t gp_bytes_out;
@@ -226,10 +226,10 @@ _Static_assert(sizeof(struct grp_member) == 16, "member slot");
 /* A layout word derived from sizes and offsets, like LMDB's
  * MDB_LOCK_FORMAT: two builds that disagree on any of them refuse each
  * other's files. */
-#define LAYOUT_WORD                                                            \
-	((uint32_t)(sizeof(struct ring_hdr) ^                                  \
-	    (sizeof(struct rec_hdr) << 12) ^                                   \
-	    (offsetof(struct ring_hdr, hdr_gates) << 16) ^                     \
+#define LAYOUT_WORD                                        \
+	((uint32_t)(sizeof(struct ring_hdr) ^              \
+	    (sizeof(struct rec_hdr) << 12) ^               \
+	    (offsetof(struct ring_hdr, hdr_gates) << 16) ^ \
 	    (sizeof(struct grp_hdr) << 20) ^ (sizeof(struct grp_part) << 8)))
 
 #endif /* SHMQ_LAYOUT_H */

@@ -58,6 +58,6 @@ shmq_partition_for_key(const void *key, size_t key_len, uint32_t partitions)
 	if (partitions == 0 || (key == NULL && key_len != 0)) {
 		return -EINVAL;
 	}
-	return (int32_t)((shmqi_murmur2(key, key_len) & 0x7fffffffu) %
-	    partitions);
+	return (
+	    int32_t)((shmqi_murmur2(key, key_len) & 0x7fffffffu) % partitions);
 }

@@ -105,7 +105,8 @@ shmq_producer_open(shmq_t *q, const char *topic,
 	p->acks = o.acks;
 	p->flags = o.flags;
 	p->timeout_ms = o.timeout_ms;
-	p->sticky_records = o.sticky_records ? o.sticky_records : STICKY_DEFAULT;
+	p->sticky_records =
+	    o.sticky_records ? o.sticky_records : STICKY_DEFAULT;
 	if ((rc = shmqi_topic_load(q, topic, &p->meta)) != 0) {
 		goto fail;
 	}
@@ -146,7 +147,7 @@ shmq_producer_close(shmq_producer_t *p)
 	shmq_t *q = p->q;
 	pthread_mutex_lock(&q->lock);
 	for (shmq_producer_t **pp = &q->producers; *pp != NULL;
-	    pp = &(*pp)->next) {
+	     pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
 			break;
@@ -157,8 +158,8 @@ shmq_producer_close(shmq_producer_t *p)
 		struct ring *r = &p->rings[i];
 		if (exclusive(p) && shmqi_is_owner(q) &&
 		    shmqi_ring_lock(r) == 0) {
-			atomic_fetch_and(&r->hdr->hdr_flags,
-			    ~RING_F_EXCL_DIRTY);
+			atomic_fetch_and(
+			    &r->hdr->hdr_flags, ~RING_F_EXCL_DIRTY);
 			shmqi_ring_unlock(r);
 		}
 		/* Closing the fd drops the client slot: a reservation
@@ -197,8 +198,9 @@ pick_partition(shmq_producer_t *p, const shmq_msg_t *m, uint32_t *part)
 static int64_t
 deadline_for(int timeout_ms)
 {
-	return timeout_ms < 0 ? INT64_MAX
-	                      : shmqi_mono_ns() + (int64_t)timeout_ms * 1000000;
+	return timeout_ms < 0
+	    ? INT64_MAX
+	    : shmqi_mono_ns() + (int64_t)timeout_ms * 1000000;
 }
 
 static int
@@ -215,8 +217,8 @@ remaining_ms(int64_t deadline, int cap)
 }
 
 static int
-try_reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it,
-    size_t n, uint64_t *first)
+try_reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
+    uint64_t *first)
 {
 	int rc;
 	if (!exclusive(p) && (rc = shmqi_ring_lock(r)) != 0) {
@@ -302,7 +304,8 @@ wait_visible(shmq_producer_t *p, struct ring *r, uint64_t pos)
 		if (ms == 0) {
 			return -ETIMEDOUT;
 		}
-		if (shmqi_mono_ns() - since >= (int64_t)r->reclaim_ms * 1000000) {
+		if (shmqi_mono_ns() - since >=
+		    (int64_t)r->reclaim_ms * 1000000) {
 			(void)shmqi_ring_reclaim(r, since);
 		}
 	}
@@ -368,7 +371,8 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 			memcpy(d + msgs[i].key_len, msgs[i].value,
 			    msgs[i].value_len);
 		}
-		msgs[i].timestamp = msgs[i].timestamp ? msgs[i].timestamp : now;
+		msgs[i].timestamp =
+		    msgs[i].timestamp ? msgs[i].timestamp : now;
 		rh->rec_timestamp = msgs[i].timestamp;
 		msgs[i].partition = (int32_t)part;
 		msgs[i].offset = first + i;
@@ -393,8 +397,8 @@ shmq_send(shmq_producer_t *p, shmq_msg_t *m)
 	if (p == NULL || m == NULL) {
 		return -EINVAL;
 	}
-	if ((rc = check_msg(p, m)) != 0 || (rc = pick_partition(p, m, &part)) ||
-	    (rc = ensure_items(p, 1))) {
+	if ((rc = check_msg(p, m)) != 0 ||
+	    (rc = pick_partition(p, m, &part)) || (rc = ensure_items(p, 1))) {
 		return rc;
 	}
 	return append_run(p, part, m, 1);
@@ -455,7 +459,8 @@ int
 shmq_reserve(shmq_producer_t *p, int32_t partition, size_t key_len,
     size_t value_len, shmq_slice_t *s)
 {
-	shmq_msg_t m = { .key_len = key_len, .value_len = value_len,
+	shmq_msg_t m = { .key_len = key_len,
+		.value_len = value_len,
 		.partition = partition };
 	uint32_t part;
 	uint64_t first;

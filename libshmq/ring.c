@@ -57,8 +57,8 @@ index_slots_for(uint64_t cap)
 {
 	/* At most cap / 56 records fit; one entry per 64 offsets; twice
 	 * that so an entry outlives the records it points at. */
-	uint64_t need = cap / ((uint64_t)sizeof(struct rec_hdr)
-	                          << RING_INDEX_STRIDE_SHIFT) +
+	uint64_t need = cap /
+	        ((uint64_t)sizeof(struct rec_hdr) << RING_INDEX_STRIDE_SHIFT) +
 	    2;
 	uint64_t n = 16;
 	while (n < need * 2) {
@@ -68,8 +68,8 @@ index_slots_for(uint64_t cap)
 }
 
 static void
-ring_geometry(uint64_t cap, uint64_t *index_off, uint32_t *slots,
-    uint64_t *data_off)
+ring_geometry(
+    uint64_t cap, uint64_t *index_off, uint32_t *slots, uint64_t *data_off)
 {
 	*slots = index_slots_for(cap);
 	*index_off = RING_HDR_SIZE;
@@ -129,8 +129,8 @@ ring_create(const shmq_t *q, const struct topic_meta *m, uint32_t part,
 	 * record there carries the offset they look for before using it. */
 	/* The version word goes last, with release: an opener that sees it
 	 * sees the whole header (pairs with the acquire in ring_map). */
-	atomic_store_explicit(&h->hdr_version, LAYOUT_VERSION,
-	    memory_order_release);
+	atomic_store_explicit(
+	    &h->hdr_version, LAYOUT_VERSION, memory_order_release);
 	/* The name appears only now, complete: a creator that crashed
 	 * earlier leaves a temp file, never a half-made ring. */
 	if (link(tmp, path) != 0) {
@@ -169,8 +169,8 @@ ring_map(const shmq_t *q, const struct topic_meta *m, uint32_t part,
 	struct ring_hdr *h = map;
 	/* Acquire pairs with the creator's release of the version word. */
 	for (int i = 0; i < VERSION_WAIT_SPINS && version == 0; i++) {
-		version = atomic_load_explicit(&h->hdr_version,
-		    memory_order_acquire);
+		version = atomic_load_explicit(
+		    &h->hdr_version, memory_order_acquire);
 	}
 	struct ring_hdr id;
 	memcpy(&id, h, offsetof(struct ring_hdr, hdr_flags));
@@ -206,8 +206,8 @@ ring_map(const shmq_t *q, const struct topic_meta *m, uint32_t part,
 	}
 	/* Another instance's, a deleted topic's, or a previous boot's
 	 * ring (whose pids and locks mean nothing now): rebuild. */
-	if (id.hdr_instance_id != q->instance_id ||
-	    id.hdr_topic_id != m->id || cap != m->ring_size ||
+	if (id.hdr_instance_id != q->instance_id || id.hdr_topic_id != m->id ||
+	    cap != m->ring_size ||
 	    memcmp(id.hdr_boot_id, q->boot_id, sizeof id.hdr_boot_id) != 0) {
 		rc = RING_STALE;
 		goto fail;
@@ -232,8 +232,8 @@ fail:
 }
 
 int
-shmqi_ring_open(const shmq_t *q, const char *topic,
-    const struct topic_meta *m, uint32_t part, struct ring *r)
+shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
+    uint32_t part, struct ring *r)
 {
 	char path[SHMQ_PATH_MAX];
 	int rc;
@@ -307,7 +307,8 @@ shmqi_ring_claim_client(struct ring *r, uint32_t kind)
 		/* Only the lock holder bumps the generation, so records
 		 * stamped by an earlier holder of this slot no longer
 		 * match and are seen as abandoned. */
-		uint32_t gen = (atomic_load(&c->cl_gen) + 1) & REC_OWNER_GEN_MASK;
+		uint32_t gen =
+		    (atomic_load(&c->cl_gen) + 1) & REC_OWNER_GEN_MASK;
 		c->cl_pid = (uint32_t)getpid();
 		c->cl_kind = kind;
 		atomic_store(&c->cl_gen, gen);
@@ -321,8 +322,8 @@ shmqi_ring_claim_client(struct ring *r, uint32_t kind)
 int
 shmqi_ring_check(const struct ring *r)
 {
-	uint32_t f = atomic_load_explicit(&r->hdr->hdr_flags,
-	    memory_order_acquire);
+	uint32_t f =
+	    atomic_load_explicit(&r->hdr->hdr_flags, memory_order_acquire);
 	if (f & RING_F_DELETED) {
 		return SHMQ_EDELETED;
 	}
@@ -365,8 +366,8 @@ rec_extent(const struct ring *r, uint64_t pos, uint32_t len)
 	} else if (len != 0) {
 		ext = shmqi_align8(len & REC_LEN_MASK);
 	} else {
-		ext = shmqi_align8((uint64_t)sizeof *h + h->rec_key_len +
-		    h->rec_value_len);
+		ext = shmqi_align8(
+		    (uint64_t)sizeof *h + h->rec_key_len + h->rec_value_len);
 	}
 	if (ext < REC_ALIGN || ext > room || (ext & (REC_ALIGN - 1)) != 0) {
 		return 0;
@@ -448,12 +449,12 @@ gate_limit(struct ring *r, uint64_t need)
 	uint64_t lim = UINT64_MAX;
 	for (uint32_t g = 0; g < RING_GATES; g++) {
 		struct ring_gate *gt = &r->hdr->hdr_gates[g];
-		if (atomic_load_explicit(&gt->gt_owner, memory_order_relaxed) ==
-		    0) {
+		if (atomic_load_explicit(
+		        &gt->gt_owner, memory_order_relaxed) == 0) {
 			continue;
 		}
-		uint64_t pos = atomic_load_explicit(&gt->gt_pos,
-		    memory_order_acquire);
+		uint64_t pos =
+		    atomic_load_explicit(&gt->gt_pos, memory_order_acquire);
 		if (pos >= need || pos >= lim) {
 			continue;
 		}
@@ -471,8 +472,8 @@ shmqi_ring_limit(struct ring *r)
 }
 
 static int
-plan_batch(struct ring *r, uint64_t e, struct rsv_item *it, size_t n,
-    uint64_t *w)
+plan_batch(
+    struct ring *r, uint64_t e, struct rsv_item *it, size_t n, uint64_t *w)
 {
 	uint64_t p = e;
 	for (size_t i = 0; i < n; i++) {
@@ -500,18 +501,19 @@ static uint64_t
 offset_at(const struct ring *r, uint64_t sp, uint64_t e, uint64_t end)
 {
 	if (sp < e && shmqi_rec_at(r, sp)->rec_type == REC_PAD) {
-		sp += atomic_load_explicit(&shmqi_rec_at(r, sp)->rec_len,
-		    memory_order_relaxed);
+		sp += atomic_load_explicit(
+		    &shmqi_rec_at(r, sp)->rec_len, memory_order_relaxed);
 	}
 	/* A bad header here only mislabels start_off, which repair and
 	 * readers re-derive; never read past the data area for it. */
-	return sp < e && shmqi_hdr_fits(r, sp) ? shmqi_rec_at(r, sp)->rec_offset
-	                                       : end;
+	return sp < e && shmqi_hdr_fits(r, sp)
+	    ? shmqi_rec_at(r, sp)->rec_offset
+	    : end;
 }
 
 int
-shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
-    uint64_t *first_off)
+shmqi_ring_reserve(
+    struct ring *r, struct rsv_item *it, size_t n, uint64_t *first_off)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t w, bytes = 0;
@@ -520,10 +522,10 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 		return rc;
 	}
 	/* We are the only writer of these words: relaxed is enough. */
-	uint64_t e = atomic_load_explicit(&h->hdr_end_pos,
-	    memory_order_relaxed);
-	uint64_t off = atomic_load_explicit(&h->hdr_end_off,
-	    memory_order_relaxed);
+	uint64_t e =
+	    atomic_load_explicit(&h->hdr_end_pos, memory_order_relaxed);
+	uint64_t off =
+	    atomic_load_explicit(&h->hdr_end_off, memory_order_relaxed);
 	if (!positions_ok(r,
 	        atomic_load_explicit(&h->hdr_start_pos, memory_order_relaxed),
 	        atomic_load(&h->hdr_committed_pos), e)) {
@@ -544,14 +546,14 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 		    need > gate_limit(r, need)) {
 			return -EAGAIN; /* a live group is behind */
 		}
-		uint64_t sp = atomic_load_explicit(&h->hdr_start_pos,
-		    memory_order_relaxed);
+		uint64_t sp = atomic_load_explicit(
+		    &h->hdr_start_pos, memory_order_relaxed);
 		if (sp < need) {
 			while (sp < need) {
 				struct rec_hdr *rh = shmqi_rec_at(r, sp);
 				uint64_t ext = rec_extent(r, sp,
-				    atomic_load_explicit(&rh->rec_len,
-				        memory_order_relaxed));
+				    atomic_load_explicit(
+				        &rh->rec_len, memory_order_relaxed));
 				if (ext == 0) {
 					return ring_fail(r);
 				}
@@ -560,21 +562,21 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 			/* start_off first: a repair after death here
 			 * re-derives it from the headers anyway. */
 			uint64_t so = offset_at(r, sp, e, off);
-			atomic_store_explicit(&h->hdr_start_off, so,
-			    memory_order_relaxed);
-			atomic_store_explicit(&h->hdr_start_pos, sp,
-			    memory_order_release);
+			atomic_store_explicit(
+			    &h->hdr_start_off, so, memory_order_relaxed);
+			atomic_store_explicit(
+			    &h->hdr_start_pos, sp, memory_order_release);
 		}
 	}
-	atomic_store_explicit(&h->hdr_wrap_pos, w + clear,
-	    memory_order_relaxed);
+	atomic_store_explicit(
+	    &h->hdr_wrap_pos, w + clear, memory_order_relaxed);
 	/* Pairs with the acquire fence in readers' lap checks: a reader
 	 * that sees any byte written below sees the new wrap_pos too. */
 	atomic_thread_fence(memory_order_release);
 
 	SHMQI_POINT(POINT_RESERVE_LOCKED);
-	uint32_t epoch = atomic_load_explicit(&h->hdr_leader_epoch,
-	    memory_order_relaxed);
+	uint32_t epoch =
+	    atomic_load_explicit(&h->hdr_leader_epoch, memory_order_relaxed);
 	uint64_t p = e;
 	for (size_t i = 0; i < n; i++) {
 		if (it[i].pos != p) {
@@ -599,21 +601,21 @@ shmqi_ring_reserve(struct ring *r, struct rsv_item *it, size_t n,
 		rh->rec_owner = r->owner;
 		atomic_store_explicit(&rh->rec_len, 0, memory_order_relaxed);
 		if (((off + i) & ((1u << RING_INDEX_STRIDE_SHIFT) - 1)) == 0) {
-			__atomic_store_n(&r->index[((off + i) >>
-			                               RING_INDEX_STRIDE_SHIFT) &
-			                     r->index_mask],
+			__atomic_store_n(
+			    &r->index[((off + i) >> RING_INDEX_STRIDE_SHIFT) &
+			        r->index_mask],
 			    it[i].pos, __ATOMIC_RELAXED);
 		}
 		bytes += it[i].key_len + it[i].value_len;
-		p = it[i].pos + shmqi_align8(sizeof *rh + it[i].key_len +
-		                    it[i].value_len);
+		p = it[i].pos +
+		    shmqi_align8(sizeof *rh + it[i].key_len + it[i].value_len);
 	}
 	if (clear != 0) {
 		struct rec_hdr *nx = shmqi_rec_at(r, w);
 		atomic_store_explicit(&nx->rec_len, 0, memory_order_relaxed);
 		nx->rec_type = 0;
-		__atomic_store_n(&nx->rec_offset, REC_NO_OFFSET,
-		    __ATOMIC_RELAXED);
+		__atomic_store_n(
+		    &nx->rec_offset, REC_NO_OFFSET, __ATOMIC_RELAXED);
 	}
 	/* Only the writer changes these: no locked read-modify-write. */
 	atomic_store_explicit(&h->hdr_records_in,
@@ -635,8 +637,8 @@ int
 shmqi_ring_commit_rec(struct ring *r, uint64_t pos)
 {
 	struct rec_hdr *rh = shmqi_rec_at(r, pos);
-	uint32_t total = (uint32_t)(sizeof *rh + rh->rec_key_len +
-	    rh->rec_value_len);
+	uint32_t total =
+	    (uint32_t)(sizeof *rh + rh->rec_key_len + rh->rec_value_len);
 	uint32_t zero = 0;
 
 	if (rh->rec_owner != r->owner) {
@@ -655,16 +657,16 @@ int
 shmqi_ring_abort_rec(struct ring *r, uint64_t pos)
 {
 	struct rec_hdr *rh = shmqi_rec_at(r, pos);
-	uint32_t total = (uint32_t)(sizeof *rh + rh->rec_key_len +
-	    rh->rec_value_len);
+	uint32_t total =
+	    (uint32_t)(sizeof *rh + rh->rec_key_len + rh->rec_value_len);
 	uint32_t zero = 0;
 	if (rh->rec_owner != r->owner ||
-	    !atomic_compare_exchange_strong(&rh->rec_len, &zero,
-	        REC_ABORTED | total)) {
+	    !atomic_compare_exchange_strong(
+	        &rh->rec_len, &zero, REC_ABORTED | total)) {
 		return SHMQ_ERECLAIMED;
 	}
-	atomic_fetch_add_explicit(&r->hdr->hdr_aborted, 1,
-	    memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &r->hdr->hdr_aborted, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -689,8 +691,8 @@ shmqi_ring_advance(struct ring *r)
 
 	for (;;) {
 		/* Acquire pairs with the writer's release of end_pos. */
-		uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
-		    memory_order_acquire);
+		uint64_t ep = atomic_load_explicit(
+		    &h->hdr_end_pos, memory_order_acquire);
 		if (ep - cp > r->cap) {
 			/* Our cp may be stale (we were preempted while the
 			 * ring moved on): judge only a fresh one, loaded
@@ -725,8 +727,8 @@ shmqi_ring_advance(struct ring *r)
 		if (p <= cp) {
 			break;
 		}
-		if (atomic_compare_exchange_strong(&h->hdr_committed_pos, &cp,
-		        p)) {
+		if (atomic_compare_exchange_strong(
+		        &h->hdr_committed_pos, &cp, p)) {
 			moved = true;
 			cp = p;
 		}
@@ -746,8 +748,8 @@ shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t cp = atomic_load(&h->hdr_committed_pos);
-	uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
-	    memory_order_acquire);
+	uint64_t ep =
+	    atomic_load_explicit(&h->hdr_end_pos, memory_order_acquire);
 	if (cp >= ep) {
 		return false;
 	}
@@ -767,15 +769,15 @@ shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns)
 	if (!dead && !stalled) {
 		return false;
 	}
-	uint64_t total = sizeof *rh + (uint64_t)rh->rec_key_len +
-	    rh->rec_value_len;
+	uint64_t total =
+	    sizeof *rh + (uint64_t)rh->rec_key_len + rh->rec_value_len;
 	uint32_t zero = 0;
 	if (rec_extent(r, cp, 0) == 0 || total > r->max_record) {
 		ring_fail(r);
 		return false;
 	}
-	if (atomic_compare_exchange_strong(&rh->rec_len, &zero,
-	        REC_ABORTED | (uint32_t)total)) {
+	if (atomic_compare_exchange_strong(
+	        &rh->rec_len, &zero, REC_ABORTED | (uint32_t)total)) {
 		atomic_fetch_add(&h->hdr_aborted, 1);
 	}
 	shmqi_ring_advance(r);
@@ -788,10 +790,10 @@ shmqi_ring_committed_off(struct ring *r)
 	struct ring_hdr *h = r->hdr;
 	for (int i = 0; i < 8; i++) {
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
-		uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
-		    memory_order_acquire);
-		uint64_t eo = atomic_load_explicit(&h->hdr_end_off,
-		    memory_order_acquire);
+		uint64_t ep = atomic_load_explicit(
+		    &h->hdr_end_pos, memory_order_acquire);
+		uint64_t eo = atomic_load_explicit(
+		    &h->hdr_end_off, memory_order_acquire);
 		if (((cp | ep) & (REC_ALIGN - 1)) != 0) {
 			break; /* damaged: readers will report it */
 		}
@@ -804,8 +806,8 @@ shmqi_ring_committed_off(struct ring *r)
 		struct rec_hdr *rh = shmqi_rec_at(r, cp);
 		uint64_t at = cp;
 		if (rh->rec_type == REC_PAD) {
-			uint64_t ext = rec_extent(r, cp,
-			    atomic_load(&rh->rec_len));
+			uint64_t ext =
+			    rec_extent(r, cp, atomic_load(&rh->rec_len));
 			if (ext == 0 || cp + ext >= ep) {
 				continue;
 			}
@@ -857,8 +859,8 @@ walk_to(struct ring *r, uint64_t p, uint64_t cp, uint64_t off, bool known,
 	}
 	/* Reached the committed watermark. */
 	struct ring_hdr *h = r->hdr;
-	uint64_t ep = atomic_load_explicit(&h->hdr_end_pos,
-	    memory_order_acquire);
+	uint64_t ep =
+	    atomic_load_explicit(&h->hdr_end_pos, memory_order_acquire);
 	if (!known) {
 		if (cp < ep && !shmqi_hdr_fits(r, cp)) {
 			return -EAGAIN; /* a PAD at the end: look again */
@@ -881,8 +883,8 @@ shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos)
 {
 	struct ring_hdr *h = r->hdr;
 	for (int attempt = 0; attempt < 16; attempt++) {
-		uint64_t sp = atomic_load_explicit(&h->hdr_start_pos,
-		    memory_order_acquire);
+		uint64_t sp = atomic_load_explicit(
+		    &h->hdr_start_pos, memory_order_acquire);
 		uint64_t so = atomic_load(&h->hdr_start_off);
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		uint64_t from = sp;
@@ -895,10 +897,11 @@ shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos)
 			continue;
 		}
 		uint64_t ip = __atomic_load_n(
-		    &r->index[(off >> RING_INDEX_STRIDE_SHIFT) & r->index_mask],
+		    &r->index[(off >> RING_INDEX_STRIDE_SHIFT) &
+		        r->index_mask],
 		    __ATOMIC_RELAXED);
-		uint64_t base = off & ~(uint64_t)((1u << RING_INDEX_STRIDE_SHIFT) -
-		    1);
+		uint64_t base =
+		    off & ~(uint64_t)((1u << RING_INDEX_STRIDE_SHIFT) - 1);
 		if (ip >= sp && ip < cp && (ip & (REC_ALIGN - 1)) == 0 &&
 		    (ip & r->mask) + sizeof(struct rec_hdr) <= r->cap &&
 		    shmqi_rec_at(r, ip)->rec_type == REC_DATA &&

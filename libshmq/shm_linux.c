@@ -26,7 +26,7 @@
 
 /* ---- fault injection ------------------------------------------------ */
 
-static _Atomic long fault_nth;     /* 0 = off */
+static _Atomic long fault_nth; /* 0 = off */
 static _Atomic long fault_counter; /* operations seen since armed */
 static _Atomic int fault_err;
 static _Atomic bool fault_persistent;
@@ -89,8 +89,8 @@ shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd)
 	if (rc != 0) {
 		return rc;
 	}
-	int f = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    mode);
+	int f = open(
+	    path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (f < 0) {
 		return -errno;
 	}
@@ -161,8 +161,8 @@ shmqi_map(int fd, size_t len, void **addr)
 	if (area == MAP_FAILED) {
 		return -errno;
 	}
-	void *p = mmap(area, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-	    fd, 0);
+	void *p = mmap(
+	    area, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 	if (p == MAP_FAILED) {
 		rc = -errno;
 		munmap(area, len + GUARD_LEN);
@@ -265,8 +265,8 @@ shmqi_futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms)
 	}
 	/* Shared (not FUTEX_PRIVATE): the word lives in a MAP_SHARED file
 	 * that other processes wait on too. */
-	long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, tp,
-	    NULL, 0);
+	long rc = syscall(
+	    SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, tp, NULL, 0);
 	if (rc != 0) {
 		return errno == ETIMEDOUT ? -ETIMEDOUT : 0;
 	}
@@ -276,8 +276,8 @@ shmqi_futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms)
 void
 shmqi_futex_wake(_Atomic uint32_t *word)
 {
-	(void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL,
-	    NULL, 0);
+	(void)syscall(
+	    SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 #ifndef SYS_futex_waitv
@@ -294,8 +294,8 @@ struct waitv_entry { /* struct futex_waitv (Linux 5.16) */
 #define WAITV_SIZE_U32 2u /* FUTEX2_SIZE_U32 */
 
 int
-shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen, size_t n,
-    int ms)
+shmqi_futex_waitv(
+    _Atomic uint32_t **words, const uint32_t *seen, size_t n, int ms)
 {
 	static _Atomic int have_waitv = 1;
 	struct waitv_entry v[WAITV_MAX];
@@ -320,8 +320,8 @@ shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen, size_t n,
 		ts.tv_nsec = dl % 1000000000;
 		tp = &ts;
 	}
-	long rc = syscall(SYS_futex_waitv, v, (unsigned)n, 0, tp,
-	    CLOCK_MONOTONIC);
+	long rc =
+	    syscall(SYS_futex_waitv, v, (unsigned)n, 0, tp, CLOCK_MONOTONIC);
 	if (rc < 0 && errno == ENOSYS) {
 		atomic_store(&have_waitv, 0);
 		return shmqi_futex_wait(words[0], seen[0], 1);
@@ -332,7 +332,8 @@ shmqi_futex_waitv(_Atomic uint32_t **words, const uint32_t *seen, size_t n,
 	return 0;
 }
 
-/* ---- metadata files ------------------------------------------------------ */
+/* ---- metadata files ------------------------------------------------------
+ */
 
 /*
  * Write dir/name atomically: temp file, fsync, rename, fsync of the
@@ -355,8 +356,8 @@ shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
 		return rc;
 	}
 	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    mode);
+	fd = open(
+	    tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		return -errno;
 	}
@@ -416,9 +417,9 @@ shmqi_read_boot_id(uint8_t id[16])
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < 32; i++) {
 		char c = buf[i];
-		int v = (c >= '0' && c <= '9')   ? c - '0'
-		    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-		                             : -1;
+		int v = (c >= '0' && c <= '9') ? c - '0'
+		    : (c >= 'a' && c <= 'f')   ? c - 'a' + 10
+		                               : -1;
 		if (v < 0) {
 			continue;
 		}

@@ -137,8 +137,8 @@ shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
 	if (rc == 0 || rc == SHMQ_ECORRUPT) {
 		rc = -EEXIST;
 	} else if (rc == -ENOENT) {
-		rc = shmqi_write_file_atomic(dir, file, buf, (size_t)len,
-		    q->mode & 0666);
+		rc = shmqi_write_file_atomic(
+		    dir, file, buf, (size_t)len, q->mode & 0666);
 	}
 	shmqi_instance_unlock(lk);
 	return rc;
@@ -334,8 +334,8 @@ admin_ring(shmq_t *q, const char *topic, uint32_t part, struct ring *r)
 }
 
 int
-shmq_partition_info(shmq_t *q, const char *topic, uint32_t part,
-    shmq_partition_info_t *info)
+shmq_partition_info(
+    shmq_t *q, const char *topic, uint32_t part, shmq_partition_info_t *info)
 {
 	struct ring r;
 	if (info == NULL) {
@@ -351,8 +351,8 @@ shmq_partition_info(shmq_t *q, const char *topic, uint32_t part,
 	info->committed = shmqi_ring_committed_off(&r);
 	info->end = atomic_load(&h->hdr_end_off);
 	info->ring_size = r.cap;
-	info->ring_used = atomic_load(&h->hdr_end_pos) -
-	    atomic_load(&h->hdr_start_pos);
+	info->ring_used =
+	    atomic_load(&h->hdr_end_pos) - atomic_load(&h->hdr_start_pos);
 	info->records_in = atomic_load(&h->hdr_records_in);
 	info->bytes_in = atomic_load(&h->hdr_bytes_in);
 	info->aborted = atomic_load(&h->hdr_aborted);
@@ -387,8 +387,8 @@ shmq_offset_for_time(shmq_t *q, const char *topic, uint32_t part,
 	/* A walk from the oldest record; on a ring that is being
 	 * overwritten under us, start again (the lap check). */
 	for (int attempt = 0; attempt < 16; attempt++) {
-		uint64_t sp = atomic_load_explicit(&h->hdr_start_pos,
-		    memory_order_acquire);
+		uint64_t sp = atomic_load_explicit(
+		    &h->hdr_start_pos, memory_order_acquire);
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		uint64_t found = shmqi_ring_committed_off(&r);
 		bool bad = false;
@@ -403,7 +403,8 @@ shmq_offset_for_time(shmq_t *q, const char *topic, uint32_t part,
 			    ? len
 			    : shmqi_align8(len & REC_LEN_MASK);
 			if (ext < REC_ALIGN || ext > r.cap - (p & r.mask) ||
-			    (rh->rec_type != REC_PAD && !shmqi_hdr_fits(&r, p))) {
+			    (rh->rec_type != REC_PAD &&
+			        !shmqi_hdr_fits(&r, p))) {
 				bad = true;
 				break;
 			}

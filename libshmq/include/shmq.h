@@ -46,10 +46,10 @@ extern "C" {
 #define SHMQ_VERSION_MAJOR 0
 #define SHMQ_VERSION_MINOR 1
 #define SHMQ_VERSION_PATCH 0
-#define SHMQ_MAKE_VERSION(a, b, c) ((a) * 10000 + (b) * 100 + (c))
-#define SHMQ_VERSION                                                           \
-	SHMQ_MAKE_VERSION(SHMQ_VERSION_MAJOR, SHMQ_VERSION_MINOR,              \
-	    SHMQ_VERSION_PATCH)
+#define SHMQ_MAKE_VERSION(a, b, c) ((a)*10000 + (b)*100 + (c))
+#define SHMQ_VERSION       \
+	SHMQ_MAKE_VERSION( \
+	    SHMQ_VERSION_MAJOR, SHMQ_VERSION_MINOR, SHMQ_VERSION_PATCH)
 
 /* "MAJOR.MINOR.PATCH" of the library actually loaded. */
 SHMQ_API const char *shmq_version(void);
@@ -133,8 +133,8 @@ SHMQ_API void shmq_options_init(shmq_options_t *opts);
  * -EACCES/-EPERM (ownership or mode of home or shm dir is not ours),
  * SHMQ_ECORRUPT (instance id file damaged), -errno from the system.
  */
-SHMQ_API int shmq_attach(const char *home, const shmq_options_t *opts,
-    shmq_t **q);
+SHMQ_API int shmq_attach(
+    const char *home, const shmq_options_t *opts, shmq_t **q);
 
 /* Close every producer and consumer still open on q, then free q.
  * Accepts NULL. */
@@ -157,19 +157,19 @@ enum shmq_overflow {
 };
 
 typedef struct shmq_topic_config {
-	size_t size;          /* sizeof, set by shmq_topic_config_init */
-	uint32_t partitions;  /* 1..SHMQ_PARTITIONS_MAX (default 1) */
-	uint64_t ring_size;   /* bytes per partition ring, power of two,
-	                       * SHMQ_RING_SIZE_MIN..MAX (default 16 MiB) */
-	int overflow;         /* enum shmq_overflow (default BLOCK) */
+	size_t size; /* sizeof, set by shmq_topic_config_init */
+	uint32_t partitions; /* 1..SHMQ_PARTITIONS_MAX (default 1) */
+	uint64_t ring_size; /* bytes per partition ring, power of two,
+	                     * SHMQ_RING_SIZE_MIN..MAX (default 16 MiB) */
+	int overflow; /* enum shmq_overflow (default BLOCK) */
 } shmq_topic_config_t;
 
 SHMQ_API void shmq_topic_config_init(shmq_topic_config_t *cfg);
 
 /* Create a topic.  -EEXIST if it exists, -EINVAL for a bad name or
  * config (ring size not a power of two, out of range, ...). */
-SHMQ_API int shmq_topic_create(shmq_t *q, const char *name,
-    const shmq_topic_config_t *cfg);
+SHMQ_API int shmq_topic_create(
+    shmq_t *q, const char *name, const shmq_topic_config_t *cfg);
 
 /* Delete a topic and its rings and group state.  Open handles on it get
  * SHMQ_EDELETED from then on.  -ENOENT if there is no such topic. */
@@ -177,24 +177,24 @@ SHMQ_API int shmq_topic_delete(shmq_t *q, const char *name);
 
 /* Call fn(name, arg) for every topic, in name order.  A non-zero return
  * from fn stops the walk and is returned. */
-SHMQ_API int shmq_topic_list(shmq_t *q,
-    int (*fn)(const char *name, void *arg), void *arg);
+SHMQ_API int shmq_topic_list(
+    shmq_t *q, int (*fn)(const char *name, void *arg), void *arg);
 
 /* Read a topic's configuration.  -ENOENT if there is no such topic. */
-SHMQ_API int shmq_topic_describe(shmq_t *q, const char *name,
-    shmq_topic_config_t *cfg);
+SHMQ_API int shmq_topic_describe(
+    shmq_t *q, const char *name, shmq_topic_config_t *cfg);
 
 typedef struct shmq_partition_info {
-	uint64_t log_start;  /* oldest offset still readable */
-	uint64_t committed;  /* every offset below is fully written */
-	uint64_t end;        /* next offset to be handed out */
-	uint64_t ring_size;  /* bytes */
-	uint64_t ring_used;  /* bytes between oldest record and end */
+	uint64_t log_start; /* oldest offset still readable */
+	uint64_t committed; /* every offset below is fully written */
+	uint64_t end; /* next offset to be handed out */
+	uint64_t ring_size; /* bytes */
+	uint64_t ring_used; /* bytes between oldest record and end */
 	uint64_t records_in; /* records appended since the ring was made */
-	uint64_t bytes_in;   /* key + value bytes appended */
-	uint64_t aborted;    /* reservations aborted or reclaimed */
-	uint32_t producers;  /* live producer handles */
-	uint32_t consumers;  /* live consumer handles */
+	uint64_t bytes_in; /* key + value bytes appended */
+	uint64_t aborted; /* reservations aborted or reclaimed */
+	uint32_t producers; /* live producer handles */
+	uint32_t consumers; /* live consumer handles */
 	uint32_t leader_epoch;
 	uint32_t reserved;
 } shmq_partition_info_t;
@@ -214,11 +214,11 @@ typedef struct shmq_producer shmq_producer_t;
  * reached.  DURABLE and ALL need shmq-replicator: until it exists they
  * return SHMQ_ENOREPLICATOR, never a silent downgrade. */
 enum shmq_acks {
-	SHMQ_ACKS_NONE = 0,    /* written into the ring (may still be
-	                        * hidden behind an earlier reservation) */
-	SHMQ_ACKS_LEADER = 1,  /* visible to consumers (default) */
+	SHMQ_ACKS_NONE = 0, /* written into the ring (may still be
+	                     * hidden behind an earlier reservation) */
+	SHMQ_ACKS_LEADER = 1, /* visible to consumers (default) */
 	SHMQ_ACKS_DURABLE = 2, /* on local disk */
-	SHMQ_ACKS_ALL = 3,     /* on every in-sync replica */
+	SHMQ_ACKS_ALL = 3, /* on every in-sync replica */
 };
 
 /* Producer flags. */
@@ -228,9 +228,9 @@ enum shmq_acks {
 #define SHMQ_PRODUCER_EXCLUSIVE 0x1u
 
 typedef struct shmq_producer_options {
-	size_t size;          /* set by shmq_producer_options_init */
-	int acks;             /* enum shmq_acks (default LEADER) */
-	unsigned flags;       /* SHMQ_PRODUCER_* */
+	size_t size; /* set by shmq_producer_options_init */
+	int acks; /* enum shmq_acks (default LEADER) */
+	unsigned flags; /* SHMQ_PRODUCER_* */
 	/* How long a send may wait for ring space on a `block` topic
 	 * before -EAGAIN; -1 waits forever (default). */
 	int timeout_ms;
@@ -256,14 +256,14 @@ SHMQ_API void shmq_producer_close(shmq_producer_t *p);
 #define SHMQ_PARTITION_ANY (-1)
 
 typedef struct shmq_msg {
-	const void *key;   /* may be NULL when key_len == 0 */
+	const void *key; /* may be NULL when key_len == 0 */
 	size_t key_len;
 	const void *value; /* may be NULL when value_len == 0 */
 	size_t value_len;
 	int32_t partition; /* in: SHMQ_PARTITION_ANY or a partition;
 	                    * out: the partition used */
 	int64_t timestamp; /* in: ns since the epoch, 0 = now; out: used */
-	uint64_t offset;   /* out: the record's offset */
+	uint64_t offset; /* out: the record's offset */
 } shmq_msg_t;
 
 /*
@@ -280,23 +280,23 @@ SHMQ_API int shmq_send(shmq_producer_t *p, shmq_msg_t *m);
  * that failed reported on the next call), or a negative error if none
  * was.  Records to one partition keep their order and get consecutive
  * offsets. */
-SHMQ_API ssize_t shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs,
-    size_t n);
+SHMQ_API ssize_t shmq_send_batch(
+    shmq_producer_t *p, shmq_msg_t *msgs, size_t n);
 
 /* The partition Kafka's default partitioner picks for this key:
  * (murmur2(key) & 0x7fffffff) % partitions. */
-SHMQ_API int32_t shmq_partition_for_key(const void *key, size_t key_len,
-    uint32_t partitions);
+SHMQ_API int32_t shmq_partition_for_key(
+    const void *key, size_t key_len, uint32_t partitions);
 
 /* Zero-copy write: a slice of the ring, lent out until commit/abort. */
 typedef struct shmq_slice {
-	void *key;         /* key_len bytes to fill */
-	void *value;       /* value_len bytes to fill */
+	void *key; /* key_len bytes to fill */
+	void *value; /* value_len bytes to fill */
 	size_t key_len;
 	size_t value_len;
 	int32_t partition;
 	uint32_t reserved_;
-	uint64_t offset;   /* the offset the record will have */
+	uint64_t offset; /* the offset the record will have */
 	uint64_t opaque_[2];
 } shmq_slice_t;
 
@@ -328,8 +328,8 @@ typedef struct shmq_consumer shmq_consumer_t;
 
 enum shmq_reset {
 	SHMQ_RESET_EARLIEST = 0, /* default: oldest retained record */
-	SHMQ_RESET_LATEST = 1,   /* the end of the log */
-	SHMQ_RESET_ERROR = 2,    /* fail with SHMQ_EOUTOFRANGE */
+	SHMQ_RESET_LATEST = 1, /* the end of the log */
+	SHMQ_RESET_ERROR = 2, /* fail with SHMQ_EOUTOFRANGE */
 };
 
 enum shmq_idle {
@@ -342,12 +342,12 @@ enum shmq_idle {
 #define SHMQ_CONSUMER_AUTO_COMMIT 0x1u
 
 typedef struct shmq_consumer_options {
-	size_t size;         /* set by shmq_consumer_options_init */
-	const char *group;   /* NULL: standalone (use shmq_assign) */
-	int reset;           /* enum shmq_reset */
-	int idle;            /* enum shmq_idle */
-	unsigned flags;      /* SHMQ_CONSUMER_* */
-	unsigned spin_us;    /* spin before parking (default 50) */
+	size_t size; /* set by shmq_consumer_options_init */
+	const char *group; /* NULL: standalone (use shmq_assign) */
+	int reset; /* enum shmq_reset */
+	int idle; /* enum shmq_idle */
+	unsigned flags; /* SHMQ_CONSUMER_* */
+	unsigned spin_us; /* spin before parking (default 50) */
 } shmq_consumer_options_t;
 
 SHMQ_API void shmq_consumer_options_init(shmq_consumer_options_t *opts);
@@ -370,20 +370,19 @@ SHMQ_API void shmq_consumer_close(shmq_consumer_t *c);
 /* Standalone consumers: read exactly these partitions, each from the
  * reset policy's position until shmq_seek moves it.  -EINVAL in a
  * group or for a partition out of range. */
-SHMQ_API int shmq_assign(shmq_consumer_t *c, const uint32_t *partitions,
-    size_t n);
+SHMQ_API int shmq_assign(
+    shmq_consumer_t *c, const uint32_t *partitions, size_t n);
 
 /* Next read of `partition` starts at `offset`.  Offsets below the log
  * start or above its end take the reset policy when read.  The
  * partition must be assigned (in a group: owned now) or -EINVAL. */
-SHMQ_API int shmq_seek(shmq_consumer_t *c, uint32_t partition,
-    uint64_t offset);
+SHMQ_API int shmq_seek(
+    shmq_consumer_t *c, uint32_t partition, uint64_t offset);
 
 /* SHMQ_SEEK_* for shmq_seek_to. */
 #define SHMQ_SEEK_BEGINNING 0
 #define SHMQ_SEEK_END 1
-SHMQ_API int shmq_seek_to(shmq_consumer_t *c, uint32_t partition,
-    int whence);
+SHMQ_API int shmq_seek_to(shmq_consumer_t *c, uint32_t partition, int whence);
 
 /* One record as seen by a consumer. */
 typedef struct shmq_record {
@@ -394,8 +393,8 @@ typedef struct shmq_record {
 	uint32_t partition;
 	uint32_t reserved_;
 	uint64_t offset;
-	int64_t timestamp;   /* ns since the epoch, set by the producer */
-	uint64_t lost;       /* with SHMQ_ELAPPED: records skipped */
+	int64_t timestamp; /* ns since the epoch, set by the producer */
+	uint64_t lost; /* with SHMQ_ELAPPED: records skipped */
 	uint64_t opaque_[2];
 } shmq_record_t;
 
@@ -410,8 +409,7 @@ typedef struct shmq_record {
  * how many; the next call continues from the oldest record), or
  * SHMQ_EOUTOFRANGE (reset policy ERROR), SHMQ_EDELETED.
  */
-SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r,
-    int timeout_ms);
+SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r, int timeout_ms);
 
 /* Return a borrowed record.  0, or SHMQ_ESTALE if on a `drop` topic the
  * ring overwrote it while it was borrowed: whatever was read from it
@@ -434,13 +432,13 @@ SHMQ_API int shmq_recv(shmq_consumer_t *c, void *buf, size_t cap,
 SHMQ_API int shmq_consumer_commit(shmq_consumer_t *c);
 
 /* Commit `offset` (the next record to read) for one partition. */
-SHMQ_API int shmq_consumer_commit_offset(shmq_consumer_t *c,
-    uint32_t partition, uint64_t offset);
+SHMQ_API int shmq_consumer_commit_offset(
+    shmq_consumer_t *c, uint32_t partition, uint64_t offset);
 
 /* The partitions this consumer reads now, ascending, in parts[0..n).
  * Returns the count (which may exceed cap; only cap are written). */
-SHMQ_API ssize_t shmq_assignment(shmq_consumer_t *c, uint32_t *parts,
-    size_t cap);
+SHMQ_API ssize_t shmq_assignment(
+    shmq_consumer_t *c, uint32_t *parts, size_t cap);
 
 /* Records between this consumer's position and the end, over its
  * partitions. */
@@ -452,20 +450,19 @@ SHMQ_API int shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records);
 
 /* Call fn(group, topic, arg) for every group of the instance. */
 SHMQ_API int shmq_group_list(shmq_t *q,
-    int (*fn)(const char *group, const char *topic, void *arg),
-    void *arg);
+    int (*fn)(const char *group, const char *topic, void *arg), void *arg);
 
 typedef struct shmq_group_partition {
 	uint32_t partition;
-	int32_t owner;       /* member slot, -1 = none */
-	pid_t owner_pid;     /* 0 = none */
+	int32_t owner; /* member slot, -1 = none */
+	pid_t owner_pid; /* 0 = none */
 	uint32_t reserved_;
-	uint64_t committed;  /* next offset the group will read */
-	uint64_t end;        /* partition end */
-	uint64_t lag;        /* end - committed, in records */
+	uint64_t committed; /* next offset the group will read */
+	uint64_t end; /* partition end */
+	uint64_t lag; /* end - committed, in records */
 	uint64_t records_out;
 	uint64_t bytes_out;
-	uint64_t lost;       /* records overrun on a `drop` topic */
+	uint64_t lost; /* records overrun on a `drop` topic */
 } shmq_group_partition_t;
 
 /* Per-partition state of `group` on `topic`, in parts[0..n) for n up to
@@ -475,8 +472,8 @@ SHMQ_API ssize_t shmq_group_describe(shmq_t *q, const char *group,
     const char *topic, shmq_group_partition_t *parts, size_t cap);
 
 /* Live members of the group. */
-SHMQ_API int shmq_group_members(shmq_t *q, const char *group,
-    const char *topic, uint32_t *members);
+SHMQ_API int shmq_group_members(
+    shmq_t *q, const char *group, const char *topic, uint32_t *members);
 
 /* Set the group's committed offset of one partition.  -EBUSY while the
  * group has live members (as Kafka requires an inactive group). */
@@ -484,8 +481,8 @@ SHMQ_API int shmq_group_set_offset(shmq_t *q, const char *group,
     const char *topic, uint32_t partition, uint64_t offset);
 
 /* Delete the group's state.  -EBUSY while it has live members. */
-SHMQ_API int shmq_group_delete(shmq_t *q, const char *group,
-    const char *topic);
+SHMQ_API int shmq_group_delete(
+    shmq_t *q, const char *group, const char *topic);
 
 /* First offset whose timestamp is >= ts_ns, or the partition end when
  * there is none (Kafka's offsetsForTimes). */

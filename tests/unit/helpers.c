@@ -86,8 +86,8 @@ th_destroy(shmq_t *q)
 }
 
 void
-th_topic(shmq_t *q, const char *name, uint32_t parts, uint64_t ring,
-    int overflow)
+th_topic(
+    shmq_t *q, const char *name, uint32_t parts, uint64_t ring, int overflow)
 {
 	shmq_topic_config_t c;
 	shmq_topic_config_init(&c);

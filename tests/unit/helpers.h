@@ -25,8 +25,8 @@ shmq_t *th_reattach(shmq_t *q);
 /* Delete the instance's topics and files, then detach. */
 void th_destroy(shmq_t *q);
 /* Create a topic; fails the test on error. */
-void th_topic(shmq_t *q, const char *name, uint32_t parts, uint64_t ring,
-    int overflow);
+void th_topic(
+    shmq_t *q, const char *name, uint32_t parts, uint64_t ring, int overflow);
 
 /* Run fn(arg) in a child that exits with its return value. */
 pid_t th_fork(int (*fn)(void *), void *arg);
@@ -42,25 +42,25 @@ unsigned th_soak(unsigned base);
 /* A seed, printed so a failure can be replayed ($SHMQ_SEED). */
 unsigned th_seed(const char *what);
 
-#define TH_OK(expr)                                                            \
-	do {                                                                   \
-		int th_rc_ = (int)(expr);                                      \
-		if (th_rc_ != 0) {                                             \
-			fprintf(stderr, "%s:%d: %s = %d (%s)\n", __FILE__,     \
-			    __LINE__, #expr, th_rc_, shmq_strerror(th_rc_));  \
-		}                                                              \
-		CU_ASSERT_EQUAL_FATAL(th_rc_, 0);                              \
+#define TH_OK(expr)                                                          \
+	do {                                                                 \
+		int th_rc_ = (int)(expr);                                    \
+		if (th_rc_ != 0) {                                           \
+			fprintf(stderr, "%s:%d: %s = %d (%s)\n", __FILE__,   \
+			    __LINE__, #expr, th_rc_, shmq_strerror(th_rc_)); \
+		}                                                            \
+		CU_ASSERT_EQUAL_FATAL(th_rc_, 0);                            \
 	} while (0)
 
-#define TH_FAIL(expr, code)                                                    \
-	do {                                                                   \
-		int th_rc_ = (int)(expr);                                      \
-		if (th_rc_ != (code)) {                                        \
-			fprintf(stderr, "%s:%d: %s = %d (%s), want %s\n",      \
-			    __FILE__, __LINE__, #expr, th_rc_,                 \
-			    shmq_strerror(th_rc_), #code);                     \
-		}                                                              \
-		CU_ASSERT_EQUAL(th_rc_, (code));                               \
+#define TH_FAIL(expr, code)                                               \
+	do {                                                              \
+		int th_rc_ = (int)(expr);                                 \
+		if (th_rc_ != (code)) {                                   \
+			fprintf(stderr, "%s:%d: %s = %d (%s), want %s\n", \
+			    __FILE__, __LINE__, #expr, th_rc_,            \
+			    shmq_strerror(th_rc_), #code);                \
+		}                                                         \
+		CU_ASSERT_EQUAL(th_rc_, (code));                          \
 	} while (0)
 
 #endif

@@ -30,11 +30,13 @@ test_murmur2_matches_kafka_test_vectors(void)
 		{ "foobar", -790332482 },
 		{ "a-little-bit-long-string", -985981536 },
 		{ "a-little-bit-longer-string", -1486304829 },
-		{ "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971 },
+		{ "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+		    -58897971 },
 		{ "abc", 479470107 },
 	};
 	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-		int32_t got = (int32_t)shmqi_murmur2(v[i].key, strlen(v[i].key));
+		int32_t got =
+		    (int32_t)shmqi_murmur2(v[i].key, strlen(v[i].key));
 		CU_ASSERT_EQUAL(got, v[i].want);
 	}
 }
@@ -46,8 +48,8 @@ test_partition_for_key_is_kafka_default_partitioner(void)
 	const char *k = "foobar";
 	uint32_t h = (uint32_t)-790332482 & 0x7fffffffu;
 	for (uint32_t n = 1; n <= 64; n++) {
-		CU_ASSERT_EQUAL(shmq_partition_for_key(k, 6, n),
-		    (int32_t)(h % n));
+		CU_ASSERT_EQUAL(
+		    shmq_partition_for_key(k, 6, n), (int32_t)(h % n));
 	}
 	CU_ASSERT_EQUAL(shmq_partition_for_key(k, 6, 0), -EINVAL);
 	CU_ASSERT_EQUAL(shmq_partition_for_key(NULL, 3, 4), -EINVAL);
@@ -66,7 +68,7 @@ test_record_crc_covers_payload_and_skips_commit_word(void)
 	memcpy(h + 1, "keyvalue", 8);
 	uint32_t c = shmqi_rec_crc(h, h + 1);
 	atomic_store(&h->rec_len, 99); /* commit word: outside */
-	h->rec_leader_epoch = 7;       /* rewritable: outside */
+	h->rec_leader_epoch = 7; /* rewritable: outside */
 	CU_ASSERT_EQUAL(shmqi_rec_crc(h, h + 1), c);
 	buf[sizeof(struct rec_hdr) + 7] ^= 1; /* payload: inside */
 	CU_ASSERT_NOT_EQUAL(shmqi_rec_crc(h, h + 1), c);

@@ -27,11 +27,11 @@
 struct shared {
 	char home[512];
 	_Atomic uint64_t acked[MAXP]; /* records acknowledged, per producer */
-	_Atomic uint64_t seen[MAXP];  /* records the verifier saw */
+	_Atomic uint64_t seen[MAXP]; /* records the verifier saw */
 	_Atomic int started[MAXP];
-	_Atomic int done;             /* producers are all dead */
+	_Atomic int done; /* producers are all dead */
 	_Atomic int verifier_ready;
-	_Atomic uint64_t bad;         /* torn/duplicate/out-of-order */
+	_Atomic uint64_t bad; /* torn/duplicate/out-of-order */
 };
 
 struct val {
@@ -95,9 +95,9 @@ die_at(int point)
 
 struct pctx {
 	uint32_t id;
-	uint32_t count;  /* UINT32_MAX: until killed */
-	int point;       /* 0: none */
-	unsigned flags;  /* producer flags */
+	uint32_t count; /* UINT32_MAX: until killed */
+	int point; /* 0: none */
+	unsigned flags; /* producer flags */
 	unsigned seed;
 };
 
@@ -128,9 +128,9 @@ producer_main(void *arg)
 			uint32_t len = sizeof(struct val) +
 			    (uint32_t)rand_r(&seed) %
 			        (VAL_MAX - sizeof(struct val));
-			m[i] = (shmq_msg_t){ .value = buf[i],
-				.value_len = make_value(buf[i], x->id, seq + i,
-				    len),
+			m[i] = (shmq_msg_t) { .value = buf[i],
+				.value_len =
+				    make_value(buf[i], x->id, seq + i, len),
 				.partition = 0 };
 		}
 		ssize_t k = n == 1 ? (shmq_send(p, m) == 0 ? 1 : -1)
@@ -140,8 +140,8 @@ producer_main(void *arg)
 		}
 		seq += n;
 		/* Release: the verifier must find these once we are dead. */
-		atomic_store_explicit(&sh->acked[x->id], seq,
-		    memory_order_release);
+		atomic_store_explicit(
+		    &sh->acked[x->id], seq, memory_order_release);
 		if (x->point != 0 && seq >= x->count / 2) {
 			target_point = x->point;
 			shmqi_test_hook = die_at;
@@ -258,8 +258,11 @@ run_point(int point, unsigned flags)
 {
 	shmq_t *q = setup(256 * 1024);
 	pid_t v = start_verifier();
-	struct pctx x = { .id = 0, .count = 2000, .point = point,
-		.flags = flags, .seed = 7 };
+	struct pctx x = { .id = 0,
+		.count = 2000,
+		.point = point,
+		.flags = flags,
+		.seed = 7 };
 	CU_ASSERT_EQUAL(th_wait(th_fork(producer_main, &x)), 128 + SIGKILL);
 	/* The partition is not wedged: a new producer (exclusive or not)
 	 * gets through, and the verifier sees its records. */
@@ -325,7 +328,8 @@ test_crash_random_kills_under_load_lose_no_acked_record(void)
 		/* Two shared-lock producers, or one exclusive one. */
 		unsigned n = round % 4 == 3 ? 1 : 2;
 		for (unsigned i = 0; i < n; i++) {
-			x[i] = (struct pctx){ .id = id, .count = UINT32_MAX,
+			x[i] = (struct pctx) { .id = id,
+				.count = UINT32_MAX,
 				.flags = n == 1 ? SHMQ_PRODUCER_EXCLUSIVE : 0,
 				.seed = rand_r(&seed) };
 			pids[i] = th_fork(producer_main, &x[i]);

@@ -202,8 +202,9 @@ test_ring_splits_a_batch_larger_than_half_the_ring(void)
 	char v[1000];
 	memset(v, 'b', sizeof v);
 	for (int i = 0; i < 60; i++) {
-		m[i] = (shmq_msg_t){ .value = v, .value_len = sizeof v,
-			.partition = 0 };
+		m[i] = (shmq_msg_t) {
+			.value = v, .value_len = sizeof v, .partition = 0
+		};
 	}
 	CU_ASSERT_EQUAL(shmq_send_batch(p, m, 60), 60);
 	for (int i = 0; i < 60; i++) {
@@ -294,7 +295,8 @@ static CU_TestInfo tests[] = {
 	    test_ring_rejects_a_header_that_crosses_the_end },
 	{ "test_ring_pads_a_record_that_would_cross_the_end",
 	    test_ring_pads_a_record_that_would_cross_the_end },
-	{ "test_ring_exact_fit_needs_no_pad", test_ring_exact_fit_needs_no_pad },
+	{ "test_ring_exact_fit_needs_no_pad",
+	    test_ring_exact_fit_needs_no_pad },
 	{ "test_ring_carries_zero_length_records",
 	    test_ring_carries_zero_length_records },
 	{ "test_ring_takes_the_largest_record_and_refuses_one_byte_more",
