@@ -605,10 +605,10 @@ static int
 next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
     uint32_t *which, int timeout_ms)
 {
-	int64_t start = shmqi_mono_ns();
-	int64_t deadline =
-	    timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000;
-	int64_t spin_end = start + (int64_t)c->spin_us * 1000;
+	/* The clock is read only once there is nothing to read: a poll
+	 * that finds a record costs no clock access. */
+	int64_t deadline = 0, spin_end = 0;
+	bool timed = false;
 	unsigned spins = 0, backoff = 1;
 	int rc;
 
@@ -629,6 +629,14 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 		}
 		if (timeout_ms == 0) {
 			return -EAGAIN;
+		}
+		if (!timed) {
+			int64_t start = shmqi_mono_ns();
+			deadline = timeout_ms < 0
+			    ? INT64_MAX
+			    : start + (int64_t)timeout_ms * 1000000;
+			spin_end = start + (int64_t)c->spin_us * 1000;
+			timed = true;
 		}
 		if (++spins % SPIN_CLOCK_EVERY != 0) {
 			/* Back off exponentially between empty polls: each

@@ -27,6 +27,107 @@
 #define RECLAIM_MS_MAX 1000u
 #define STALL_MS_DEFAULT 10000u
 
+/*
+ * fork(): a child shares its parent's open file descriptions, and OFD
+ * locks belong to those, so a child that kept its copies would keep a
+ * dead parent's client slots, group memberships and gates alive.  The
+ * mappings (which hold the files open too) are not inherited
+ * (MADV_DONTFORK, shm_linux.c); this child handler closes the child's
+ * descriptors (no unlock: the locks stay the parent's) and clears the
+ * handles, so that the child can still close its inherited handles, as
+ * shmq.h allows, which then frees only memory.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static shmq_t *registry;
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (shmq_t *q = registry; q != NULL; q = q->reg_next) {
+		pthread_mutex_lock(&q->lock);
+	}
+}
+
+static void
+fork_parent(void)
+{
+	for (shmq_t *q = registry; q != NULL; q = q->reg_next) {
+		pthread_mutex_unlock(&q->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+forget_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* The mappings were not inherited (MADV_DONTFORK): forget them too. */
+static void
+forget_ring(struct ring *r)
+{
+	forget_fd(&r->fd);
+	r->hdr = NULL;
+	r->data = NULL;
+	r->index = NULL;
+}
+
+static void
+fork_child(void)
+{
+	for (shmq_t *q = registry; q != NULL; q = q->reg_next) {
+		for (shmq_producer_t *p = q->producers; p; p = p->next) {
+			for (uint32_t i = 0; i < p->nrings; i++) {
+				forget_ring(&p->rings[i]);
+			}
+		}
+		for (shmq_consumer_t *c = q->consumers; c; c = c->next) {
+			for (uint32_t i = 0; i < c->nparts; i++) {
+				forget_ring(&c->rings[i]);
+			}
+			forget_fd(&c->group.fd);
+			c->group.hdr = NULL;
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+registry_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void
+registry_add(shmq_t *q)
+{
+	pthread_once(&registry_once, registry_init);
+	pthread_mutex_lock(&registry_lock);
+	q->reg_next = registry;
+	registry = q;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+registry_remove(shmq_t *q)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (shmq_t **pp = &registry; *pp != NULL; pp = &(*pp)->reg_next) {
+		if (*pp == q) {
+			*pp = q->reg_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
 void
 shmq_options_init(shmq_options_t *o)
 {
@@ -221,6 +322,9 @@ shmq_attach(const char *home, const shmq_options_t *opts, shmq_t **out)
 	    o.reclaim_ms > RECLAIM_MS_MAX) {
 		return -EINVAL;
 	}
+	if (home != NULL && home[0] == '\0') {
+		return -EINVAL; /* "" is a mistake, not a request */
+	}
 	if (home == NULL) {
 		home = getenv("SHMQ_HOME");
 	}
@@ -265,6 +369,7 @@ shmq_attach(const char *home, const shmq_options_t *opts, shmq_t **out)
 	if (rc != 0 || (rc = ensure_dir(q->shm_dir, dmode, true)) != 0) {
 		goto fail;
 	}
+	registry_add(q);
 	*out = q;
 	return 0;
 fail:
@@ -278,6 +383,7 @@ shmq_detach(shmq_t *q)
 	if (q == NULL) {
 		return;
 	}
+	registry_remove(q);
 	while (q->producers != NULL) {
 		shmq_producer_close(q->producers);
 	}

@@ -34,6 +34,7 @@ struct shmq {
 	pthread_mutex_t lock; /* serialises topic admin and open lists */
 	struct shmq_producer *producers;
 	struct shmq_consumer *consumers;
+	struct shmq *reg_next; /* all attached instances (fork handler) */
 };
 
 bool shmqi_name_valid(const char *name);

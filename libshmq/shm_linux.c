@@ -168,6 +168,14 @@ shmqi_map(int fd, size_t len, void **addr)
 		munmap(area, len + GUARD_LEN);
 		return rc;
 	}
+	/* A mapping holds its file open, and with it our OFD locks: a
+	 * child that inherited it would keep a dead parent "alive".
+	 * Children get no copy; they attach on their own. */
+	if (madvise(area, len + GUARD_LEN, MADV_DONTFORK) != 0) {
+		rc = -errno;
+		munmap(area, len + GUARD_LEN);
+		return rc;
+	}
 	*addr = p;
 	return 0;
 }

@@ -19,6 +19,9 @@
  *  - Handles (shmq_t, shmq_producer_t, shmq_consumer_t) belong to the
  *    process that opened them.  After fork() the child must not use the
  *    parent's handles (except to close them); it attaches on its own.
+ *    The child's copies of the handles' file descriptors are closed at
+ *    fork (pthread_atfork), so a parent that dies is seen as dead even
+ *    while its children live.
  *  - Thread safety: shmq_t may be shared by threads (topic and open calls
  *    are serialised internally).  A producer or consumer handle must be
  *    used by one thread at a time; different handles need no locking.
@@ -127,11 +130,13 @@ SHMQ_API void shmq_options_init(shmq_options_t *opts);
 
 /*
  * Attach to the instance in directory `home` (NULL: $SHMQ_HOME, else
- * ./shmq-home).  On success *q is the handle.  On failure *q is set to
- * NULL; shmq_detach(NULL) is allowed, so cleanup code need not care.
- * Errors: -EINVAL (bad argument), -ENOENT (home missing and create == 0),
- * -EACCES/-EPERM (ownership or mode of home or shm dir is not ours),
- * SHMQ_ECORRUPT (instance id file damaged), -errno from the system.
+ * ./shmq-home; "" is -EINVAL).  An instance is removed by deleting its
+ * topics, detaching, and removing `home` and shmq_shm_dir().  On success *q is
+ * the handle.  On failure *q is set to NULL; shmq_detach(NULL) is allowed, so
+ * cleanup code need not care. Errors: -EINVAL (bad argument), -ENOENT (home
+ * missing and create == 0), -EACCES/-EPERM (ownership or mode of home or shm
+ * dir is not ours), SHMQ_ECORRUPT (instance id file damaged), -errno from the
+ * system.
  */
 SHMQ_API int shmq_attach(
     const char *home, const shmq_options_t *opts, shmq_t **q);
@@ -150,7 +155,11 @@ SHMQ_API const char *shmq_shm_dir(const shmq_t *q);
 /* ------------------------------------------------------------------ */
 
 enum shmq_overflow {
-	/* Producers wait for the slowest group that has a live member. */
+	/* Producers wait for the slowest group that has a live member.
+	 * A group holds space from its *committed* offset, not from what
+	 * it has read: a member that reads without committing (manually
+	 * or with SHMQ_CONSUMER_AUTO_COMMIT) stops the producers one ring
+	 * later, and so does a seek that is not committed. */
 	SHMQ_OVERFLOW_BLOCK = 0,
 	/* Producers overwrite; a lapped consumer gets SHMQ_ELAPPED. */
 	SHMQ_OVERFLOW_DROP = 1,

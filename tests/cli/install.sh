@@ -27,7 +27,7 @@ check "pc file names the prefix" "grep -q '^prefix=/usr\$' $R/lib/pkgconfig/shmq
 check "binaries" "[ -x $R/bin/shmqctl ] && [ -x $R/bin/shmq-perf ]"
 check "man pages" "[ -f $R/share/man/man7/shmq.7 ] && [ -f $R/share/man/man1/shmqctl.1 ]"
 check "soname in the library" "objdump -p $R/lib/libshmq.so.1.0.0 | grep -q 'SONAME *libshmq.so.1'"
-check "only shmq_ symbols exported" "! nm -D --defined-only $R/lib/libshmq.so.1.0.0 | awk '\$2 == \"T\" { print \$3 }' | grep -v '^shmq_'"
+check "only shmq_ symbols exported" "[ \$(nm -D --defined-only $R/lib/libshmq.so.1.0.0 | awk '\$2 == \"T\" && \$3 !~ /^shmq_/' | wc -l) -eq 0 ]"
 
 cat > "$tmp/app.c" <<'C'
 #include <shmq.h>
@@ -53,7 +53,9 @@ sed -i "s|^prefix=/usr\$|prefix=$R|; s|^libdir=/usr/lib|libdir=$R/lib|; s|^inclu
 flags=$(PKG_CONFIG_PATH=$R/lib/pkgconfig pkg-config --cflags --libs shmq)
 # A sanitizer build (make asan) installs an instrumented library: the
 # program must link the same runtimes.
-if nm -D "$R/lib/libshmq.so.1.0.0" | grep -q __asan_init; then
+# (grep -c, not -q: -q may close the pipe early, and under pipefail
+# nm's SIGPIPE would turn a match into "no match".)
+if [ "$(nm -D "$R/lib/libshmq.so.1.0.0" | grep -c __asan_init)" -gt 0 ]; then
 	flags="$flags -fsanitize=address,undefined"
 fi
 check "builds with pkg-config" "cc -o $tmp/app $tmp/app.c $flags"

@@ -126,8 +126,7 @@ producer(shmq_t *q, const char *topic)
 }
 
 static shmq_consumer_t *
-consumer_opts(shmq_t *q, const char *topic, uint32_t part, int reset,
-    int idle)
+consumer_opts(shmq_t *q, const char *topic, uint32_t part, int reset, int idle)
 {
 	shmq_consumer_options_t o;
 	shmq_consumer_t *c = NULL;
@@ -139,11 +138,26 @@ consumer_opts(shmq_t *q, const char *topic, uint32_t part, int reset,
 	return c;
 }
 
+/* The one member of group "g", auto-committing what it read, so that it
+ * gates the producers of a `block` topic. */
+static shmq_consumer_t *
+member(shmq_t *q, const char *topic, int idle)
+{
+	shmq_consumer_options_t o;
+	shmq_consumer_t *c = NULL;
+	shmq_consumer_options_init(&o);
+	o.group = "g";
+	o.idle = idle;
+	o.flags = SHMQ_CONSUMER_AUTO_COMMIT;
+	TH_OK(shmq_consumer_open(q, topic, &o, &c));
+	return c;
+}
+
 static shmq_consumer_t *
 consumer(shmq_t *q, const char *topic, uint32_t part)
 {
-	return consumer_opts(q, topic, part, SHMQ_RESET_EARLIEST,
-	    SHMQ_IDLE_SPIN_PARK);
+	return consumer_opts(
+	    q, topic, part, SHMQ_RESET_EARLIEST, SHMQ_IDLE_SPIN_PARK);
 }
 
 /* Send the record for offset-derived content; checks the offset. */
@@ -199,7 +213,8 @@ expect_empty(shmq_consumer_t *c)
 	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), -EAGAIN);
 }
 
-/* ---- standalone positions ------------------------------------------------- */
+/* ---- standalone positions -------------------------------------------------
+ */
 
 static void
 test_standalone_consumer_reads_from_offset_0_by_default(void)
@@ -232,8 +247,8 @@ test_reset_latest_sees_only_records_sent_after_the_first_poll(void)
 	for (uint64_t i = 0; i < 5; i++) {
 		TH_OK(send_rec(p, 0, 1, i, 8));
 	}
-	shmq_consumer_t *c = consumer_opts(q, "t", 0, SHMQ_RESET_LATEST,
-	    SHMQ_IDLE_SPIN_PARK);
+	shmq_consumer_t *c =
+	    consumer_opts(q, "t", 0, SHMQ_RESET_LATEST, SHMQ_IDLE_SPIN_PARK);
 	expect_empty(c);
 	for (uint64_t i = 5; i < 10; i++) {
 		TH_OK(send_rec(p, 0, 1, i, 8));
@@ -253,8 +268,8 @@ test_reset_error_fails_with_eoutofrange_beyond_the_end(void)
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
 	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer_opts(q, "t", 0, SHMQ_RESET_ERROR,
-	    SHMQ_IDLE_SPIN_PARK);
+	shmq_consumer_t *c =
+	    consumer_opts(q, "t", 0, SHMQ_RESET_ERROR, SHMQ_IDLE_SPIN_PARK);
 	uint8_t buf[64];
 	shmq_record_t r;
 
@@ -284,8 +299,8 @@ test_reset_error_fails_with_eoutofrange_below_the_log_start(void)
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
 	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer_opts(q, "t", 0, SHMQ_RESET_ERROR,
-	    SHMQ_IDLE_SPIN_PARK);
+	shmq_consumer_t *c =
+	    consumer_opts(q, "t", 0, SHMQ_RESET_ERROR, SHMQ_IDLE_SPIN_PARK);
 	shmq_partition_info_t info;
 	uint8_t buf[256];
 	shmq_record_t r;
@@ -360,9 +375,9 @@ test_seek_in_a_wrapped_ring_reads_from_exactly_that_offset(void)
 	uint64_t L = info.log_start;
 	CU_ASSERT_FATAL(L > 4096 && info.end == N);
 	uint64_t b64 = (L + 63) & ~63ull; /* first multiple of 64 >= L */
-	const uint64_t offs[] = { L, L + 1, b64, b64 + 1, b64 - 1 > L ? b64 - 1
-	                                                              : L,
-		b64 + 64, b64 + 63, b64 + 65, L + 2, N - 64, N - 65, N - 1 };
+	const uint64_t offs[] = { L, L + 1, b64, b64 + 1,
+		b64 - 1 > L ? b64 - 1 : L, b64 + 64, b64 + 63, b64 + 65, L + 2,
+		N - 64, N - 65, N - 1 };
 	seek_and_read(c, 9, offs, sizeof offs / sizeof offs[0], N, 200);
 	expect_empty(c);
 	/* below the log start: the reset policy (earliest) */
@@ -411,7 +426,8 @@ test_seek_to_beginning_and_end(void)
 	th_destroy(q);
 }
 
-/* ---- zero-copy reads ------------------------------------------------------ */
+/* ---- zero-copy reads ------------------------------------------------------
+ */
 
 static void
 test_peek_view_matches_what_was_sent_and_agrees_with_recv(void)
@@ -468,12 +484,13 @@ test_peek_view_matches_what_was_sent_and_agrees_with_recv(void)
 	th_destroy(q);
 }
 
-/* ---- cross-process delivery ---------------------------------------------- */
+/* ---- cross-process delivery ----------------------------------------------
+ */
 
 struct xp {
 	char home[4096];
 	uint64_t count;
-	uint32_t id;     /* producer id */
+	uint32_t id; /* producer id */
 	pthread_barrier_t *start;
 };
 
@@ -509,11 +526,11 @@ receive_in_order(int idle)
 {
 	shmq_t *q = th_attach();
 	struct xp x;
-	/* 100k x 64 B fit the 16 MiB ring: a standalone consumer (which
-	 * does not gate a `block` producer) is never overrun. */
-	th_topic(q, "t", 1, SHMQ_RING_SIZE_DEFAULT, SHMQ_OVERFLOW_BLOCK);
-	shmq_consumer_t *c = consumer_opts(q, "t", 0, SHMQ_RESET_EARLIEST,
-	    idle);
+	/* A 1 MiB ring laps several times: the group's gate holds the
+	 * producer back (so nothing is overrun at any $SHMQ_SOAK), and
+	 * both sides sleep and wake each other across processes. */
+	th_topic(q, "t", 1, MIB, SHMQ_OVERFLOW_BLOCK);
+	shmq_consumer_t *c = member(q, "t", idle);
 	snprintf(x.home, sizeof x.home, "%s", shmq_home(q));
 	x.count = th_soak(100000);
 	x.id = 0;
@@ -527,8 +544,9 @@ receive_in_order(int idle)
 		int rc = shmq_recv(c, &v, sizeof v, &r, -1);
 		if (rc != 0 || r.offset != i || v != i ||
 		    r.value_len != sizeof v) {
-			fprintf(stderr, "record %llu: rc %d offset %llu value "
-			                "%llu\n",
+			fprintf(stderr,
+			    "record %llu: rc %d offset %llu value "
+			    "%llu\n",
 			    (unsigned long long)i, rc,
 			    (unsigned long long)r.offset,
 			    (unsigned long long)v);
@@ -598,8 +616,8 @@ test_three_producer_processes_into_one_partition_lose_nothing(void)
 	uint64_t next[3] = { 0, 0, 0 };
 	pid_t pid[3];
 
-	th_topic(q, "t", 1, SHMQ_RING_SIZE_DEFAULT, SHMQ_OVERFLOW_BLOCK);
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	th_topic(q, "t", 1, MIB, SHMQ_OVERFLOW_BLOCK);
+	shmq_consumer_t *c = member(q, "t", SHMQ_IDLE_SPIN_PARK);
 	pthread_barrierattr_init(&ba);
 	pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
 	pthread_barrier_init(start, &ba, NP);
@@ -620,8 +638,9 @@ test_three_producer_processes_into_one_partition_lose_nothing(void)
 		int rc = shmq_recv(c, &v, sizeof v, &r, 10000);
 		if (rc != 0 || r.offset != i || r.value_len != sizeof v ||
 		    v.id >= NP || v.seq != next[v.id]) {
-			fprintf(stderr, "record %llu: rc %d offset %llu id %u "
-			                "seq %llu\n",
+			fprintf(stderr,
+			    "record %llu: rc %d offset %llu id %u "
+			    "seq %llu\n",
 			    (unsigned long long)i, rc,
 			    (unsigned long long)r.offset, v.id,
 			    (unsigned long long)v.seq);
@@ -639,15 +658,16 @@ test_three_producer_processes_into_one_partition_lose_nothing(void)
 	}
 	watchdog(0);
 	expect_empty(c);
-	fprintf(stderr, "[%llu producer switches] ",
-	    (unsigned long long)switches);
+	fprintf(
+	    stderr, "[%llu producer switches] ", (unsigned long long)switches);
 	pthread_barrier_destroy(start);
 	th_unshared(start, sizeof *start);
 	shmq_consumer_close(c);
 	th_destroy(q);
 }
 
-/* ---- wrap-around ------------------------------------------------------------ */
+/* ---- wrap-around
+ * ------------------------------------------------------------ */
 
 struct wrap {
 	char home[4096];
@@ -710,18 +730,13 @@ static void
 test_wrap_around_for_many_laps_never_tears_a_record(void)
 {
 	shmq_t *q = th_attach();
-	shmq_consumer_options_t o;
-	shmq_consumer_t *c = NULL;
 	shmq_partition_info_t info;
 	struct wrap w;
 	uint8_t buf[WRAP_MAX_VALUE + 16];
 
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
 	/* A group member: its gate holds the producer back. */
-	shmq_consumer_options_init(&o);
-	o.group = "g";
-	o.flags = SHMQ_CONSUMER_AUTO_COMMIT;
-	TH_OK(shmq_consumer_open(q, "t", &o, &c));
+	shmq_consumer_t *c = member(q, "t", SHMQ_IDLE_SPIN_PARK);
 	snprintf(w.home, sizeof w.home, "%s", shmq_home(q));
 	w.count = th_soak(20000);
 	w.salt = th_seed("wrap");
@@ -745,7 +760,8 @@ test_wrap_around_for_many_laps_never_tears_a_record(void)
 			}
 		}
 		if (rc != 0) {
-			fprintf(stderr, "record %llu: %d (%s) at offset %llu\n",
+			fprintf(stderr,
+			    "record %llu: %d (%s) at offset %llu\n",
 			    (unsigned long long)i, rc, shmq_strerror(rc),
 			    (unsigned long long)r.offset);
 			bad++;
@@ -762,7 +778,8 @@ test_wrap_around_for_many_laps_never_tears_a_record(void)
 	th_destroy(q);
 }
 
-/* ---- drop topics: lapping ------------------------------------------------- */
+/* ---- drop topics: lapping -------------------------------------------------
+ */
 
 static void
 test_lapped_consumer_gets_elapsed_then_continues_from_the_oldest(void)
@@ -896,8 +913,8 @@ drop_producer(void *arg)
 		size_t vl = 8 + (size_t)(x % (DROP_MAX_VALUE - 7));
 		int rc = shmq_reserve(p, 0, 0, vl, &s);
 		if (rc != 0) {
-			fprintf(stderr, "drop_producer: %s\n",
-			    shmq_strerror(rc));
+			fprintf(
+			    stderr, "drop_producer: %s\n", shmq_strerror(rc));
 			return 3;
 		}
 		memcpy(s.value, &s.offset, sizeof s.offset);
@@ -950,8 +967,9 @@ test_consumer_overrun_by_concurrent_producers_never_sees_a_torn_record(void)
 			laps++;
 			lost += r.lost;
 			if (r.lost == 0) {
-				fprintf(stderr, "SHMQ_ELAPPED with lost 0 at "
-				                "offset %llu (last %llu)\n",
+				fprintf(stderr,
+				    "SHMQ_ELAPPED with lost 0 at "
+				    "offset %llu (last %llu)\n",
 				    (unsigned long long)r.offset,
 				    (unsigned long long)last);
 				bad++;
@@ -977,8 +995,9 @@ test_consumer_overrun_by_concurrent_producers_never_sees_a_torn_record(void)
 			}
 		}
 		if (!ok) {
-			fprintf(stderr, "torn or misplaced record at offset "
-			                "%llu (last %llu)\n",
+			fprintf(stderr,
+			    "torn or misplaced record at offset "
+			    "%llu (last %llu)\n",
 			    (unsigned long long)r.offset,
 			    (unsigned long long)last);
 			bad++;
@@ -1029,7 +1048,8 @@ test_release_of_a_view_overwritten_while_borrowed_returns_estale(void)
 	th_destroy(q);
 }
 
-/* ---- lag and times ------------------------------------------------------------ */
+/* ---- lag and times
+ * ------------------------------------------------------------ */
 
 static void
 test_consumer_lag_counts_records_between_position_and_end(void)
@@ -1083,8 +1103,8 @@ test_consumer_lag_of_a_reset_latest_consumer_starts_at_zero(void)
 	for (uint64_t i = 0; i < 10; i++) {
 		TH_OK(send_rec(p, 0, 1, i, 8));
 	}
-	shmq_consumer_t *c = consumer_opts(q, "t", 0, SHMQ_RESET_LATEST,
-	    SHMQ_IDLE_SPIN_PARK);
+	shmq_consumer_t *c =
+	    consumer_opts(q, "t", 0, SHMQ_RESET_LATEST, SHMQ_IDLE_SPIN_PARK);
 	TH_OK(shmq_consumer_lag(c, &lag));
 	CU_ASSERT_EQUAL(lag, 0);
 	expect_empty(c); /* resolves the position */
@@ -1173,8 +1193,9 @@ test_offset_for_time_of_a_clock_reading_between_two_bursts(void)
 	TH_OK(shmq_offset_for_time(q, "t", 0, mark, &off));
 	CU_ASSERT_EQUAL(off, 7);
 	if (off != 7) {
-		fprintf(stderr, "burst 1 ends at %lld, mark %lld, burst 2 "
-		                "starts at %lld: offset %llu ",
+		fprintf(stderr,
+		    "burst 1 ends at %lld, mark %lld, burst 2 "
+		    "starts at %lld: offset %llu ",
 		    (long long)last1, (long long)mark, (long long)first2,
 		    (unsigned long long)off);
 	}
@@ -1184,7 +1205,8 @@ test_offset_for_time_of_a_clock_reading_between_two_bursts(void)
 	th_destroy(q);
 }
 
-/* ---- reclaim ------------------------------------------------------------------ */
+/* ---- reclaim
+ * ------------------------------------------------------------------ */
 
 static int
 reserve_and_die(void *arg)
@@ -1219,8 +1241,8 @@ late_producer(void *arg)
 	for (uint64_t i = 1; i <= d->count; i++) {
 		int rc = send_rec(p, 0, 11, i, 24);
 		if (rc != 0) {
-			fprintf(stderr, "late_producer: %s\n",
-			    shmq_strerror(rc));
+			fprintf(
+			    stderr, "late_producer: %s\n", shmq_strerror(rc));
 			return 3;
 		}
 	}
@@ -1240,8 +1262,8 @@ test_reservation_of_a_killed_producer_is_reclaimed(void)
 
 	snprintf(d.home, sizeof d.home, "%s", shmq_home(q));
 	d.count = 3;
-	CU_ASSERT_EQUAL_FATAL(th_wait(th_fork(reserve_and_die, &d)),
-	    128 + SIGKILL);
+	CU_ASSERT_EQUAL_FATAL(
+	    th_wait(th_fork(reserve_and_die, &d)), 128 + SIGKILL);
 	TH_OK(shmq_partition_info(q, "t", 0, &info));
 	CU_ASSERT_EQUAL(info.end, 1);
 	CU_ASSERT_EQUAL(info.committed, 0);
@@ -1268,6 +1290,98 @@ test_reservation_of_a_killed_producer_is_reclaimed(void)
 	shmq_consumer_close(c2);
 	fprintf(stderr, "[reclaimed in %lld ms] ", (long long)dt);
 	shmq_consumer_close(c);
+	th_destroy(q);
+}
+
+/* ---- liveness across fork ----------------------------------------------- */
+
+struct forker {
+	char home[4096];
+	int hold[2]; /* the grandchild blocks on hold[0] until EOF */
+	int ready[2]; /* the member says it joined, then dies */
+};
+
+/* A group member that forks a helper (which never touches shmq) and
+ * then is killed. */
+static int
+member_that_forks_and_dies(void *arg)
+{
+	struct forker *f = arg;
+	shmq_consumer_options_t o;
+	shmq_consumer_t *c = NULL;
+	char b;
+
+	close(f->hold[1]);
+	close(f->ready[0]);
+	shmq_t *q = child_attach(f->home);
+	shmq_consumer_options_init(&o);
+	o.group = "g";
+	if (q == NULL || shmq_consumer_open(q, "t", &o, &c) != 0) {
+		return 2;
+	}
+	pid_t g = fork();
+	if (g == 0) {
+		close(f->ready[1]);
+		while (read(f->hold[0], &b, 1) > 0) {
+		}
+		_exit(0);
+	}
+	if (g < 0 || write(f->ready[1], "j", 1) != 1) {
+		return 3;
+	}
+	raise(SIGKILL);
+	return 4;
+}
+
+/*
+ * Liveness is an OFD lock, and a forked child shares its parent's open
+ * file descriptions.  When a group member dies, a child it forked that
+ * never used shmq must not keep the member alive: the group must show
+ * no members and its gate must stop holding `block` producers back.
+ */
+static void
+test_dead_member_is_not_kept_alive_by_a_child_it_forked(void)
+{
+	shmq_t *q = th_attach();
+	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
+	struct forker f;
+	shmq_producer_options_t po;
+	shmq_producer_t *p = NULL;
+	static uint8_t val[4000];
+	uint32_t members = 99;
+	char b;
+	int rc = 0;
+
+	memset(&f, 0, sizeof f);
+	snprintf(f.home, sizeof f.home, "%s", shmq_home(q));
+	CU_ASSERT_FATAL(pipe(f.hold) == 0 && pipe(f.ready) == 0);
+	pid_t pid = th_fork(member_that_forks_and_dies, &f);
+	close(f.hold[0]);
+	close(f.ready[1]);
+	CU_ASSERT_EQUAL(read(f.ready[0], &b, 1), 1);
+	close(f.ready[0]);
+	CU_ASSERT_EQUAL(th_wait(pid), 128 + SIGKILL);
+
+	TH_OK(shmq_group_members(q, "g", "t", &members));
+	CU_ASSERT_EQUAL(members, 0);
+	shmq_producer_options_init(&po);
+	po.timeout_ms = 300;
+	TH_OK(shmq_producer_open(q, "t", &po, &p));
+	int sent = 0;
+	for (; sent < 40; sent++) { /* 2.5 rings */
+		shmq_msg_t m;
+		memset(&m, 0, sizeof m);
+		m.value = val;
+		m.value_len = sizeof val;
+		m.partition = 0;
+		if ((rc = shmq_send(p, &m)) != 0) {
+			break;
+		}
+	}
+	TH_FAIL(rc, 0); /* not fatal: the grandchild must be let go */
+	CU_ASSERT_EQUAL(sent, 40);
+	close(f.hold[1]); /* lets the grandchild go */
+	shmq_producer_close(p);
 	th_destroy(q);
 }
 
@@ -1311,6 +1425,8 @@ static CU_TestInfo tests[] = {
 	    test_offset_for_time_finds_the_first_record_at_or_after_a_time },
 	{ "offset_for_time_of_a_clock_reading_between_two_bursts",
 	    test_offset_for_time_of_a_clock_reading_between_two_bursts },
+	{ "dead_member_is_not_kept_alive_by_a_child_it_forked",
+	    test_dead_member_is_not_kept_alive_by_a_child_it_forked },
 	{ "reservation_of_a_killed_producer_is_reclaimed",
 	    test_reservation_of_a_killed_producer_is_reclaimed },
 	CU_TEST_INFO_NULL,

@@ -3,10 +3,10 @@
  *
  * A partition that changed owner during the run would be re-read from
  * the group's committed offset, which the checker would rightly report
- * as duplicates.  So before the start barrier the consumers keep
- * polling — that is when the library rebalances — until their published
- * ownership counts add up to every partition, spread as evenly as
- * possible.  Each then seeks its partitions to the end: on a reused
+ * as duplicates.  So before the start barrier the consumers look at the
+ * group in rounds — the library rebalances when a member looks — until
+ * a round in which nobody's partitions changed and every partition has
+ * an owner.  Each then seeks its partitions to the end: on a reused
  * topic old records are not part of this run.
  *
  * On a `block` topic the library holds ring space for a group up to its
@@ -17,13 +17,12 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "perf.h"
 
 /* A group that has not settled by then never will. */
 #define PERF_SETTLE_NS (UINT64_C(10) * 1000000000u)
-/* Poll in short steps so the loop notices the others' progress. */
-#define PERF_SETTLE_POLL_MS 1
 /* At most 1/8 of a ring stays uncommitted; more than 1024 records
  * between commits gains nothing measurable. */
 #define PERF_COMMIT_RING_SHARE 8
@@ -82,42 +81,52 @@ perf_consumer_open(const struct perf_opts *o, shmq_t *q, const char *topic,
 	return 0;
 }
 
-/* Every consumer of the group has published, the counts cover every
- * partition, and no two differ by more than one. */
+/* One round: every member looks at the group once (the library
+ * rebalances inside shmq_assignment) and publishes what it owns; a
+ * barrier separates the looks from the verdict. */
 static int
-perf_group_settled(struct perf_shared *sh, unsigned base, unsigned members,
+perf_group_round(struct perf_shared *sh, shmq_consumer_t *c, unsigned slot,
+    unsigned members, uint32_t *parts, ssize_t *n)
+{
+	uint32_t before[SHMQ_PARTITIONS_MAX];
+	ssize_t had = *n;
+
+	memcpy(before, parts, sizeof(uint32_t) * (size_t)(had > 0 ? had : 0));
+	if (members > 1 && perf_barrier_wait(&sh->sh_group) != 0) {
+		return -1;
+	}
+	*n = shmq_assignment(c, parts, SHMQ_PARTITIONS_MAX);
+	if (*n < 0) {
+		return perf_fail("shmq_assignment", (int)*n);
+	}
+	atomic_store(&sh->sh_owned[slot], (uint32_t)*n);
+	atomic_store(&sh->sh_changed[slot],
+	    *n != had ||
+	        memcmp(before, parts, sizeof(uint32_t) * (size_t)*n) != 0);
+	if (members > 1 && perf_barrier_wait(&sh->sh_group) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+/* After a round in which every member looked and nothing moved, the
+ * assignment is the library's fixed point: with no member coming or
+ * going it stays.  Every member reads the same values here, so all
+ * reach the same verdict in the same round. */
+static int
+perf_group_stable(struct perf_shared *sh, unsigned base, unsigned members,
     uint32_t partitions)
 {
-	uint32_t lo = UINT32_MAX;
-	uint32_t hi = 0;
 	uint64_t sum = 0;
-	uint32_t n;
 	unsigned i;
 
 	for (i = base; i < base + members; i++) {
-		n = atomic_load(&sh->sh_owned[i]);
-		sum += n;
-		lo = n < lo ? n : lo;
-		hi = n > hi ? n : hi;
+		if (atomic_load(&sh->sh_changed[i])) {
+			return 0;
+		}
+		sum += atomic_load(&sh->sh_owned[i]);
 	}
-	return sum == partitions && hi - lo <= 1;
-}
-
-static int
-perf_group_poll(shmq_consumer_t *c)
-{
-	shmq_record_t r;
-	int rc;
-
-	rc = shmq_peek(c, &r, PERF_SETTLE_POLL_MS);
-	if (rc == 0) {
-		/* An old record of a reused topic: skipped by the seek. */
-		rc = shmq_release(c, &r);
-	}
-	if (rc != 0 && rc != -EAGAIN) {
-		return perf_fail("shmq_peek (joining the group)", rc);
-	}
-	return 0;
+	return sum == partitions;
 }
 
 /*
@@ -156,27 +165,21 @@ perf_group_settle(struct perf_shared *sh, shmq_t *q, const char *topic,
     shmq_consumer_t *c, unsigned slot, unsigned base, unsigned members,
     uint32_t partitions)
 {
-	uint32_t parts[SHMQ_PARTITIONS_MAX];
+	uint32_t parts[SHMQ_PARTITIONS_MAX] = { 0 };
 	uint64_t deadline = perf_now_ns() + PERF_SETTLE_NS;
-	ssize_t n;
+	ssize_t n = -1; /* the first round always counts as a change */
 
 	for (;;) {
-		if (perf_group_poll(c) != 0) {
+		if (perf_group_round(sh, c, slot, members, parts, &n) != 0) {
 			return -1;
 		}
-		n = shmq_assignment(c, parts, SHMQ_PARTITIONS_MAX);
-		if (n < 0) {
-			return perf_fail("shmq_assignment", (int)n);
-		}
-		atomic_store(&sh->sh_owned[slot], (uint32_t)n);
-		if (perf_group_settled(sh, base, members, partitions)) {
+		if (perf_group_stable(sh, base, members, partitions)) {
 			break;
 		}
-		if (perf_aborted(&sh->sh_barrier)) {
-			return -1;
-		}
+		/* Each member times out on its own clock, but the others
+		 * are released by the abort that follows. */
 		if (perf_now_ns() > deadline) {
-			perf_err("group \"%s\" did not spread %u partitions "
+			perf_err("group \"%s\" did not settle %u partitions "
 			         "over %u consumers (this one owns %zd)",
 			    PERF_GROUP, (unsigned)partitions, members, n);
 			return -1;

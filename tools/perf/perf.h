@@ -104,8 +104,12 @@ struct perf_shared {
 	_Atomic uint32_t sh_producers_done;
 	_Atomic uint64_t sh_produced;
 	_Atomic uint64_t sh_consumed;
-	/* Partitions each consumer owns, while the group settles. */
+	/* While the group settles (group.c): the consumers' own barrier,
+	 * and per consumer the partitions it owns and whether that changed
+	 * in the last round. */
+	struct perf_barrier sh_group;
 	_Atomic uint32_t sh_owned[PERF_CONSUMERS_MAX];
+	_Atomic uint32_t sh_changed[PERF_CONSUMERS_MAX];
 	struct perf_prod_result sh_prod[PERF_PRODUCERS_MAX];
 	struct perf_cons_result sh_cons[PERF_CONSUMERS_MAX];
 };
@@ -151,6 +155,8 @@ int perf_spawn(const struct perf_opts *o, struct perf_shared *sh,
     unsigned cpu_slot, unsigned idx, perf_child_fn fn,
     const struct perf_target *t);
 int perf_wait_all(struct perf_shared *sh, unsigned n);
+/* Release everyone from both barriers and stop the run. */
+void perf_abort(struct perf_shared *sh);
 struct perf_shared *perf_shared_map(void);
 void perf_shared_unmap(struct perf_shared *sh);
 
@@ -189,9 +195,9 @@ int perf_attach(const struct perf_target *t, shmq_t **q);
  * of o; prints the error. */
 int perf_consumer_open(const struct perf_opts *o, shmq_t *q, const char *topic,
     shmq_consumer_t **c);
-/* Between the open and start barriers: poll until the group's
- * partitions are spread evenly over the `members` consumers whose
- * slots start at `base` (this one is `slot`), then seek each owned
+/* Between the open and start barriers: wait until the assignment of
+ * the group's `partitions` over its `members` consumers (shared slots
+ * from `base`; this one is `slot`) stops changing, then seek each owned
  * partition to its end (and commit that), so that the run reads only
  * its own records. */
 int perf_group_settle(struct perf_shared *sh, shmq_t *q, const char *topic,

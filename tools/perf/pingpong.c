@@ -221,7 +221,7 @@ perf_pingpong_worker(const struct perf_opts *o, struct perf_shared *sh,
 	}
 out:
 	if (rc != 0) {
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	shmq_producer_close(pp.p);
 	shmq_consumer_close(pp.c);
@@ -267,7 +267,7 @@ perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
 	}
 	if (rc != 0) {
 		spawned--;
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	if (perf_wait_all(sh, spawned) != 0) {
 		rc = -1;

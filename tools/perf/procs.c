@@ -134,11 +134,18 @@ perf_spawn(const struct perf_opts *o, struct perf_shared *sh,
 	}
 	rc = fn(o, sh, idx, t);
 	if (rc != 0) {
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	/* _exit: the parent's atexit handlers and stdio buffers are not
 	 * this process's to run. */
 	_exit(rc == 0 ? 0 : PERF_EXIT_FAIL);
+}
+
+void
+perf_abort(struct perf_shared *sh)
+{
+	perf_barrier_abort(&sh->sh_group);
+	perf_barrier_abort(&sh->sh_barrier);
 }
 
 /* Reap n workers.  Returns 0 when every one exited with status 0. */
@@ -156,7 +163,7 @@ perf_wait_all(struct perf_shared *sh, unsigned n)
 				/* Workers see the abort within PERF_POLL_MS or
 				 * a send timeout and exit. */
 				if (perf_signalled) {
-					perf_barrier_abort(&sh->sh_barrier);
+					perf_abort(sh);
 				}
 				continue;
 			}
@@ -172,7 +179,7 @@ perf_wait_all(struct perf_shared *sh, unsigned n)
 			    WTERMSIG(status));
 		}
 		failed = 1;
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	return failed ? -1 : 0;
 }

@@ -100,9 +100,10 @@ perf_stream(const struct perf_opts *o, struct perf_instance *in,
 		return -1;
 	}
 	perf_barrier_init(&sh->sh_barrier, o->producers + o->consumers);
+	perf_barrier_init(&sh->sh_group, o->consumers);
 	rc = stream_spawn(o, sh, &t, &spawned);
 	if (rc != 0) {
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	if (perf_wait_all(sh, spawned) != 0) {
 		rc = -1;

@@ -242,7 +242,7 @@ perf_stream_consumer(const struct perf_opts *o, struct perf_shared *sh,
 	}
 out:
 	if (rc != 0) {
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	shmq_consumer_close(cs.c);
 	shmq_detach(q);

@@ -251,7 +251,7 @@ perf_stream_producer(const struct perf_opts *o, struct perf_shared *sh,
 out:
 	/* Abort before closing: see stream_cons.c. */
 	if (rc != 0) {
-		perf_barrier_abort(&sh->sh_barrier);
+		perf_abort(sh);
 	}
 	prod_close(&pr);
 	shmq_detach(q);
