@@ -11,6 +11,9 @@
 #ifndef SHMQ_PERF_H
 #define SHMQ_PERF_H
 
+/* stream mode: latency is measured on one record in this many */
+#define PERF_LAT_SAMPLE 8u
+
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>

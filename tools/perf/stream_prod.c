@@ -113,10 +113,12 @@ prod_send(struct prod *pr, uint32_t part, size_t n, uint64_t *now)
 	size_t k;
 	int rc;
 
+	/* One clock reading per send call, as an application sending a
+	 * batch would take: the records of a batch leave together. */
+	*now = perf_now_ns();
 	for (k = 0; k < n; k++) {
 		unsigned char *v = pr->buf + k * pr->o->record_size;
 
-		*now = perf_now_ns();
 		perf_record_fill(v, *now, prod_seq(pr, part, k));
 		memset(&pr->msgs[k], 0, sizeof(pr->msgs[k]));
 		pr->msgs[k].value = v;
