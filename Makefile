@@ -55,6 +55,8 @@ CTL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard tools/shmqctl/*.c)))
 PERF_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard tools/perf/*.c)))
 EX_SRC := $(sort $(wildcard examples/*.c))
 EX_BIN := $(EX_SRC:examples/%.c=$(B)/bin/examples/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bin/bench/%)
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/obj/%.o)
 
@@ -68,7 +70,7 @@ TESTS := $(B)/bin/shmq-tests
 .PHONY: all lib clean test test-unit test-cli test-long demo asan install \
 	uninstall format format-check deps check analyze
 
-all: lib $(CTL) $(PERF) $(EX_BIN) $(B)/lib/shmq.pc
+all: lib $(CTL) $(PERF) $(EX_BIN) $(BENCH_BIN) $(B)/lib/shmq.pc
 
 lib: $(SO) $(B)/lib/$(SONAME) $(B)/lib/libshmq.so $(STATIC)
 
@@ -122,6 +124,13 @@ $(B)/bin/examples/%: examples/%.c $(SO) $(B)/lib/libshmq.so
 # shmqi_ hooks (fault injection, crash points) the .so hides.
 $(TEST_OBJ): ALL_CFLAGS += -Ilibshmq -Itests/unit
 
+# Machine baselines for the benchmarks: standalone, no library.
+$(B)/bin/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) -o $@ $< \
+		$(ALL_LDFLAGS)
+
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -173,7 +182,8 @@ uninstall:
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 FORMAT_SRC = $(wildcard libshmq/*.c libshmq/*.h libshmq/include/*.h \
-	tools/*/*.c tools/*/*.h examples/*.c tests/unit/*.c tests/unit/*.h)
+	tools/*/*.c tools/*/*.h examples/*.c tests/unit/*.c tests/unit/*.h \
+	bench/*.c)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -21,7 +21,9 @@
 #define GROUP_SLICE_MS                                \
 	100 /* how often a parked member looks at the \
 	     * other members' liveness */
-#define SPIN_CLOCK_EVERY 64u
+/* How often a spinning reader looks for reservations to reclaim: it
+ * reads lines the producer writes, so not on every poll. */
+#define RECLAIM_LOOK_NS 1000000
 #define LIVENESS_POLLS 1024u
 #define BACKOFF_MAX                                                        \
 	64u /* pauses between polls, at most (~2-5 us) */ /* polls between \
@@ -607,9 +609,9 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 {
 	/* The clock is read only once there is nothing to read: a poll
 	 * that finds a record costs no clock access. */
-	int64_t deadline = 0, spin_end = 0;
+	int64_t deadline = 0, spin_end = 0, next_reclaim = 0;
 	bool timed = false;
-	unsigned spins = 0, backoff = 1;
+	unsigned backoff = 1;
 	int rc;
 
 	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && c->auto_pending) {
@@ -638,22 +640,29 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 			spin_end = start + (int64_t)c->spin_us * 1000;
 			timed = true;
 		}
-		if (++spins % SPIN_CLOCK_EVERY != 0) {
+		c->empty_polls++;
+		if (c->idle == SHMQ_IDLE_BUSY_SPIN || c->spin_us > 0) {
 			/* Back off exponentially between empty polls: each
 			 * poll pulls the line the producer is writing, and
-			 * every pull costs it a cross-core transfer. */
+			 * every pull costs it a cross-core transfer.  The
+			 * clock is read once a poll lasts BACKOFF_MAX
+			 * pauses (microseconds: the reading is noise). */
 			for (unsigned k = 0; k < backoff; k++) {
 				cpu_relax();
 			}
-			backoff =
-			    backoff < BACKOFF_MAX ? backoff * 2 : backoff;
-			continue;
+			if (backoff < BACKOFF_MAX) {
+				backoff *= 2;
+				continue;
+			}
 		}
 		int64_t now = shmqi_mono_ns();
 		if (now >= deadline) {
 			return -EAGAIN;
 		}
-		reclaim_stuck(c);
+		if (now >= next_reclaim) {
+			reclaim_stuck(c);
+			next_reclaim = now + RECLAIM_LOOK_NS;
+		}
 		if (c->idle == SHMQ_IDLE_BUSY_SPIN || now < spin_end) {
 			continue;
 		}
@@ -663,6 +672,7 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 			slice = (int)c->rings[0].reclaim_ms / 2 + 1;
 		}
 		int ms = left < slice ? (int)left : slice;
+		c->parks++;
 		if ((rc = park(c, ms, rec, ext, which)) != 0) {
 			return rc < 0 ? rc : 0;
 		}

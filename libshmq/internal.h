@@ -294,6 +294,8 @@ struct shmq_consumer {
 	uint32_t group_gen; /* generation last acted on */
 	int64_t next_liveness_ns;
 	uint32_t polls;
+	uint64_t empty_polls; /* polls that found nothing (tests read it) */
+	uint64_t parks; /* futex sleeps (tests read it) */
 	bool borrowed;
 	uint32_t borrow_part;
 	uint64_t borrow_pos;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -1385,7 +1386,41 @@ test_dead_member_is_not_kept_alive_by_a_child_it_forked(void)
 	th_destroy(q);
 }
 
+/* Regression: spin_us was not honoured.  The clock was read only every
+ * 64 empty polls, and with the backoff those took 50-170 us, so a
+ * consumer asked not to spin (spin_us = 0) spun anyway before parking.
+ * Now it parks after its first empty poll. */
+static void
+test_consumer_with_spin_us_zero_parks_without_spinning(void)
+{
+	shmq_t *q = th_attach();
+	shmq_consumer_options_t o;
+	shmq_consumer_t *c = NULL;
+	shmq_record_t r;
+	char buf[16];
+	const uint32_t p0 = 0;
+
+	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
+	shmq_consumer_options_init(&o);
+	o.spin_us = 0;
+	TH_OK(shmq_consumer_open(q, "t", &o, &c));
+	TH_OK(shmq_assign(c, &p0, 1));
+	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 20), -EAGAIN);
+	CU_ASSERT(c->parks >= 1);
+	/* One empty poll per wake-up (20 ms: a handful at most). */
+	CU_ASSERT(c->empty_polls <= c->parks + 1);
+	if (c->empty_polls > c->parks + 1) {
+		fprintf(stderr, "[%llu empty polls for %llu parks] ",
+		    (unsigned long long)c->empty_polls,
+		    (unsigned long long)c->parks);
+	}
+	shmq_consumer_close(c);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "consumer_with_spin_us_zero_parks_without_spinning",
+	    test_consumer_with_spin_us_zero_parks_without_spinning },
 	{ "standalone_consumer_reads_from_offset_0_by_default",
 	    test_standalone_consumer_reads_from_offset_0_by_default },
 	{ "reset_latest_sees_only_records_sent_after_the_first_poll",

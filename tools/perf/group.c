@@ -73,6 +73,7 @@ perf_consumer_open(const struct perf_opts *o, shmq_t *q, const char *topic,
 	shmq_consumer_options_init(&co);
 	co.group = PERF_GROUP;
 	co.idle = o->idle;
+	co.spin_us = o->spin_us;
 	co.reset = SHMQ_RESET_EARLIEST;
 	rc = shmq_consumer_open(q, topic, &co, c);
 	if (rc != 0) {

@@ -41,6 +41,7 @@ enum {
 	OPT_BATCH,
 	OPT_ACKS,
 	OPT_IDLE,
+	OPT_SPIN_US,
 	OPT_MODE,
 	OPT_EXCLUSIVE,
 	OPT_ZERO_COPY,
@@ -62,6 +63,7 @@ static const struct option perf_longopts[] = {
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "acks", required_argument, NULL, OPT_ACKS },
 	{ "idle", required_argument, NULL, OPT_IDLE },
+	{ "spin-us", required_argument, NULL, OPT_SPIN_US },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "exclusive", no_argument, NULL, OPT_EXCLUSIVE },
 	{ "zero-copy", no_argument, NULL, OPT_ZERO_COPY },
@@ -88,6 +90,7 @@ static const char perf_usage_text[] =
     "  --batch N               records per shmq_send_batch (1)\n"
     "  --acks none|leader|durable|all   (leader)\n"
     "  --idle park|spin        consumer idle strategy (park)\n"
+    "  --spin-us US            with park: spin this long first (50)\n"
     "  --exclusive             single-writer producer fast path\n"
     "  --zero-copy             reserve/commit and peek/release\n"
     "  --no-pin                do not pin processes to CPUs\n"
@@ -196,6 +199,7 @@ perf_defaults(struct perf_opts *o)
 	o->batch = 1;
 	o->acks = SHMQ_ACKS_LEADER;
 	o->idle = SHMQ_IDLE_SPIN_PARK;
+	o->spin_us = PERF_SPIN_US_DEFAULT;
 	o->mode = PERF_MODE_STREAM;
 	o->pin = 1;
 }
@@ -252,6 +256,9 @@ perf_option(int c, const char *arg, struct perf_opts *o)
 		o->idle =
 		    o->idle == 1 ? SHMQ_IDLE_BUSY_SPIN : SHMQ_IDLE_SPIN_PARK;
 		return rc;
+	case OPT_SPIN_US:
+		return parse_uint(
+		    "--spin-us", arg, 0, PERF_SPIN_US_MAX, &o->spin_us);
 	case OPT_MODE:
 		return parse_word("--mode", arg, mode_words, &o->mode);
 	case OPT_EXCLUSIVE:

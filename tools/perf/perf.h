@@ -13,6 +13,9 @@
 
 /* stream mode: latency is measured on one record in this many */
 #define PERF_LAT_SAMPLE 8u
+/* --spin-us: the library's default, and a sane upper bound (1 s) */
+#define PERF_SPIN_US_DEFAULT 50u
+#define PERF_SPIN_US_MAX 1000000u
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -67,6 +70,7 @@ struct perf_opts {
 	unsigned batch;
 	int acks; /* enum shmq_acks */
 	int idle; /* enum shmq_idle */
+	unsigned spin_us; /* spin before parking (park only) */
 	int mode; /* enum perf_mode */
 	int exclusive;
 	int zero_copy;
