@@ -717,7 +717,7 @@ shmq_release(shmq_consumer_t *c, shmq_record_t *rec)
 	}
 	c->borrowed = false;
 	struct cpart *cp = &c->parts[c->borrow_part];
-	if (!intact(&c->rings[c->borrow_part], c->borrow_pos)) {
+	if (lappable(c) && !intact(&c->rings[c->borrow_part], c->borrow_pos)) {
 		/* Overwritten while borrowed: whatever was read is void.
 		 * Re-read from the oldest record, as after a lap. */
 		shmq_record_t tmp;

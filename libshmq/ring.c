@@ -51,6 +51,17 @@
 
 #define RING_STALE 1 /* internal: file exists but belongs elsewhere */
 #define VERSION_WAIT_SPINS 100000
+#define LOCK_SPINS 200u /* trylocks before sleeping (~10-30 us) */
+
+static inline void
+lock_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
 
 static uint32_t
 index_slots_for(uint64_t cap)
@@ -378,7 +389,19 @@ rec_extent(const struct ring *r, uint64_t pos, uint32_t len)
 int
 shmqi_ring_lock(struct ring *r)
 {
-	int rc = pthread_mutex_lock(&r->hdr->hdr_lock);
+	/* The critical section lasts tens of nanoseconds: spin on trylock
+	 * a little before a contended lock puts us to sleep in the kernel
+	 * (robust mutexes cannot be glibc's adaptive kind). */
+	int rc = EBUSY;
+	for (unsigned i = 0; i < LOCK_SPINS && rc == EBUSY; i++) {
+		rc = pthread_mutex_trylock(&r->hdr->hdr_lock);
+		if (rc == EBUSY) {
+			lock_relax();
+		}
+	}
+	if (rc == EBUSY) {
+		rc = pthread_mutex_lock(&r->hdr->hdr_lock);
+	}
 	if (rc == EOWNERDEAD) {
 		/* A writer died inside the critical section. */
 		int rrc = shmqi_ring_repair(r);
