@@ -656,8 +656,12 @@ shmqi_ring_reserve(
 	return 0;
 }
 
-int
-shmqi_ring_commit_rec(struct ring *r, uint64_t pos)
+/* Settle our own reservation at pos: publish it, or abort it.  The
+ * seq_cst CAS on the commit word decides against a reclaimer, and is
+ * the full fence the committed-watermark handshake in
+ * shmqi_ring_advance needs. */
+static int
+rec_settle(struct ring *r, uint64_t pos, bool abort)
 {
 	struct rec_hdr *rh = shmqi_rec_at(r, pos);
 	uint32_t total =
@@ -667,30 +671,30 @@ shmqi_ring_commit_rec(struct ring *r, uint64_t pos)
 	if (rh->rec_owner != r->owner) {
 		return SHMQ_ERECLAIMED; /* reclaimed and reused since */
 	}
-	rh->rec_crc = shmqi_rec_crc(rh, rh + 1);
-	/* seq_cst CAS: decides against a reclaimer, and is the full fence
-	 * the committed-watermark handshake in shmqi_ring_advance needs. */
-	if (!atomic_compare_exchange_strong(&rh->rec_len, &zero, total)) {
+	if (!abort) {
+		rh->rec_crc = shmqi_rec_crc(rh, rh + 1);
+	}
+	if (!atomic_compare_exchange_strong(
+	        &rh->rec_len, &zero, abort ? REC_ABORTED | total : total)) {
 		return SHMQ_ERECLAIMED;
+	}
+	if (abort) {
+		atomic_fetch_add_explicit(
+		    &r->hdr->hdr_aborted, 1, memory_order_relaxed);
 	}
 	return 0;
 }
 
 int
+shmqi_ring_commit_rec(struct ring *r, uint64_t pos)
+{
+	return rec_settle(r, pos, false);
+}
+
+int
 shmqi_ring_abort_rec(struct ring *r, uint64_t pos)
 {
-	struct rec_hdr *rh = shmqi_rec_at(r, pos);
-	uint32_t total =
-	    (uint32_t)(sizeof *rh + rh->rec_key_len + rh->rec_value_len);
-	uint32_t zero = 0;
-	if (rh->rec_owner != r->owner ||
-	    !atomic_compare_exchange_strong(
-	        &rh->rec_len, &zero, REC_ABORTED | total)) {
-		return SHMQ_ERECLAIMED;
-	}
-	atomic_fetch_add_explicit(
-	    &r->hdr->hdr_aborted, 1, memory_order_relaxed);
-	return 0;
+	return rec_settle(r, pos, true);
 }
 
 void

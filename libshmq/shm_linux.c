@@ -190,74 +190,59 @@ shmqi_unmap(void *addr, size_t len)
 
 /* ---- OFD locks: liveness without heartbeats ---------------------------- */
 
-int
-shmqi_lock_byte(int fd, int64_t byte, bool exclusive)
+/* One byte-range OFD lock operation; *type returns what F_OFD_GETLK
+ * found.  OFD locks belong to the open file, not to a thread or a pid. */
+static int
+ofd(int fd, int cmd, short *type, int64_t byte)
 {
 	struct flock fl = {
-		.l_type = exclusive ? F_WRLCK : F_RDLCK,
+		.l_type = *type,
 		.l_whence = SEEK_SET,
 		.l_start = byte,
 		.l_len = 1,
 	};
-	int rc = fault_hit();
-	if (rc != 0) {
-		return rc;
+	while (fcntl(fd, cmd, &fl) != 0) {
+		if (errno != EINTR || cmd != F_OFD_SETLKW) {
+			return -errno;
+		}
 	}
-	if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-		rc = -errno;
-		return rc == -EACCES ? -EAGAIN : rc;
-	}
+	*type = fl.l_type;
 	return 0;
+}
+
+int
+shmqi_lock_byte(int fd, int64_t byte, bool exclusive)
+{
+	short type = exclusive ? F_WRLCK : F_RDLCK;
+	int rc = fault_hit();
+	if (rc == 0) {
+		rc = ofd(fd, F_OFD_SETLK, &type, byte);
+	}
+	return rc == -EACCES ? -EAGAIN : rc;
 }
 
 int
 shmqi_lock_byte_wait(int fd, int64_t byte)
 {
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
+	short type = F_WRLCK;
 	int rc = fault_hit();
-	if (rc != 0) {
-		return rc;
-	}
-	while (fcntl(fd, F_OFD_SETLKW, &fl) != 0) {
-		if (errno != EINTR) {
-			return -errno;
-		}
-	}
-	return 0;
+	return rc != 0 ? rc : ofd(fd, F_OFD_SETLKW, &type, byte);
 }
 
 void
 shmqi_unlock_byte(int fd, int64_t byte)
 {
-	struct flock fl = {
-		.l_type = F_UNLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
-	(void)fcntl(fd, F_OFD_SETLK, &fl);
+	short type = F_UNLCK;
+	(void)ofd(fd, F_OFD_SETLK, &type, byte);
 }
 
 bool
 shmqi_lock_held(int fd, int64_t byte)
 {
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
+	short type = F_WRLCK;
 	/* An error here leaves the answer unknown: say "held", the safe
 	 * side, so nothing is reclaimed from a process that may be alive. */
-	if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
-		return true;
-	}
-	return fl.l_type != F_UNLCK;
+	return ofd(fd, F_OFD_GETLK, &type, byte) != 0 || type != F_UNLCK;
 }
 
 /* ---- futexes ------------------------------------------------------------ */

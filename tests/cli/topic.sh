@@ -6,66 +6,8 @@
 #
 # Each check prints "ok - ..." or "not ok - ..."; the last line is
 # "N passed, M failed" and the exit status is 1 if any check failed.
-set -euo pipefail
-
-B=${1:-build}
-CTL=$(cd "$B/bin" && pwd)/shmqctl
-T=$(mktemp -d "${TMPDIR:-/tmp}/shmqctl-cli.XXXXXX")
-export SHMQ_HOME=$T/home
-pass=0
-fail=0
-
-# Remove the instance's shm directory (asked of shmqctl: its name comes
-# from an id in the home) and the temp dir, also when a check failed.
-cleanup() {
-	local h shm
-	for h in "$SHMQ_HOME" "$T/other"; do
-		[ -d "$h" ] || continue
-		shm=$("$CTL" --home "$h" info 2>/dev/null |
-			awk '$1 == "SHM-DIR" { print $2 }') || true
-		case $shm in
-		*/shmq-*) rm -rf -- "$shm" ;;
-		esac
-	done
-	rm -rf -- "$T"
-}
-trap cleanup EXIT
-
-ok() {
-	pass=$((pass + 1))
-	echo "ok - $*"
-}
-not_ok() {
-	fail=$((fail + 1))
-	echo "not ok - $*"
-}
-# run CMD...: run it under a timeout; keep stdout, stderr and status.
-run() {
-	set +e
-	timeout 30 "$@" >"$T/out" 2>"$T/err"
-	rc=$?
-	set -e
-}
-# expect_rc NAME STATUS: the last run exited with STATUS.
-expect_rc() {
-	if [ "$rc" -eq "$2" ]; then
-		ok "$1"
-	else
-		not_ok "$1 (exit $rc, want $2): $(head -c 300 "$T/err")"
-	fi
-}
-# check NAME CMD...: CMD succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		ok "$name"
-	else
-		not_ok "$name"
-	fi
-}
-has_out() { grep -q -- "$1" "$T/out"; }
-has_err() { grep -q -- "$1" "$T/err"; }
+# shellcheck source=tests/cli/lib.bash
+. "$(dirname "$0")/lib.bash"
 
 # --- create, list --------------------------------------------------------
 
@@ -239,5 +181,4 @@ expect_rc "topic delete events" 0
 run "$CTL" --home "$T/other" topic delete elsewhere
 expect_rc "topic delete in the other home" 0
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

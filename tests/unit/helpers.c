@@ -51,16 +51,54 @@ th_attach(void)
 }
 
 shmq_t *
-th_reattach(shmq_t *q)
+th_attach_home(const char *home)
 {
 	shmq_options_t o;
-	shmq_t *q2 = NULL;
+	shmq_t *q = NULL;
 	shmq_options_init(&o);
 	o.reclaim_ms = 50;
-	if (shmq_attach(shmq_home(q), &o, &q2) != 0) {
-		return NULL;
-	}
-	return q2;
+	return shmq_attach(home, &o, &q) == 0 ? q : NULL;
+}
+
+shmq_t *
+th_reattach(shmq_t *q)
+{
+	return th_attach_home(shmq_home(q));
+}
+
+shmq_producer_t *
+th_producer_opts(shmq_t *q, const char *topic, int acks, int timeout_ms)
+{
+	shmq_producer_options_t o;
+	shmq_producer_t *p = NULL;
+	shmq_producer_options_init(&o);
+	o.acks = acks;
+	o.timeout_ms = timeout_ms;
+	TH_OK(shmq_producer_open(q, topic, &o, &p));
+	return p;
+}
+
+shmq_producer_t *
+th_producer(shmq_t *q, const char *topic)
+{
+	return th_producer_opts(q, topic, SHMQ_ACKS_LEADER, -1);
+}
+
+shmq_consumer_t *
+th_reader(shmq_t *q, const char *topic, uint32_t part)
+{
+	shmq_consumer_t *c = NULL;
+	TH_OK(shmq_consumer_open(q, topic, NULL, &c));
+	TH_OK(shmq_assign(c, &part, 1));
+	return c;
+}
+
+int64_t
+th_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int

@@ -28,6 +28,21 @@ void th_destroy(shmq_t *q);
 void th_topic(
     shmq_t *q, const char *name, uint32_t parts, uint64_t ring, int overflow);
 
+/* Attach to an existing instance, as a child process does (reclaim after
+ * 50 ms, as th_attach); NULL on failure. */
+shmq_t *th_attach_home(const char *home);
+
+/* A producer (acks LEADER, waiting forever), or with acks and timeout;
+ * fails the test on error. */
+shmq_producer_t *th_producer(shmq_t *q, const char *topic);
+shmq_producer_t *th_producer_opts(
+    shmq_t *q, const char *topic, int acks, int timeout_ms);
+/* A standalone consumer reading partition `part` from the earliest. */
+shmq_consumer_t *th_reader(shmq_t *q, const char *topic, uint32_t part);
+
+/* CLOCK_MONOTONIC in ms, for deadlines. */
+int64_t th_mono_ms(void);
+
 /* Run fn(arg) in a child that exits with its return value. */
 pid_t th_fork(int (*fn)(void *), void *arg);
 /* Wait for the child; returns its exit code, or 128+signal. */

@@ -20,32 +20,6 @@
 
 /* ---- local helpers ------------------------------------------------------ */
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static shmq_producer_t *
-producer(shmq_t *q, const char *topic)
-{
-	shmq_producer_t *p = NULL;
-	TH_OK(shmq_producer_open(q, topic, NULL, &p));
-	return p;
-}
-
-/* A standalone consumer reading partition `part`. */
-static shmq_consumer_t *
-consumer(shmq_t *q, const char *topic, uint32_t part)
-{
-	shmq_consumer_t *c = NULL;
-	TH_OK(shmq_consumer_open(q, topic, NULL, &c));
-	TH_OK(shmq_assign(c, &part, 1));
-	return c;
-}
-
 static int
 send_to(shmq_producer_t *p, int32_t part, const void *key, size_t klen,
     const void *val, size_t vlen, uint64_t *off)
@@ -69,7 +43,7 @@ send_to(shmq_producer_t *p, int32_t part, const void *key, size_t klen,
 static int
 wait_deadline(pid_t pid, int ms)
 {
-	int64_t end = mono_ms() + ms;
+	int64_t end = th_mono_ms() + ms;
 	int st;
 	for (;;) {
 		pid_t w = waitpid(pid, &st, WNOHANG);
@@ -80,7 +54,7 @@ wait_deadline(pid_t pid, int ms)
 		if (w < 0 && errno != EINTR) {
 			return -1;
 		}
-		if (mono_ms() >= end) {
+		if (th_mono_ms() >= end) {
 			kill(pid, SIGKILL);
 			(void)th_wait(pid);
 			return -1;
@@ -94,9 +68,9 @@ static bool
 wait_sleeping(pid_t pid, int ms)
 {
 	char path[64], buf[512];
-	int64_t end = mono_ms() + ms;
+	int64_t end = th_mono_ms() + ms;
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	while (mono_ms() < end) {
+	while (th_mono_ms() < end) {
 		FILE *f = fopen(path, "r");
 		if (f == NULL) {
 			return false;
@@ -565,7 +539,7 @@ test_send_rejects_a_partition_out_of_range(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 3, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_partition_info_t info;
 
 	TH_FAIL(send_to(p, 3, NULL, 0, "x", 1, NULL), -EINVAL);
@@ -586,7 +560,7 @@ test_send_rejects_null_data_with_a_length(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_partition_info_t info;
 
 	TH_FAIL(send_to(p, 0, NULL, 0, NULL, 5, NULL), -EINVAL);
@@ -605,8 +579,8 @@ test_send_rejects_records_over_a_quarter_ring_and_takes_the_largest(void)
 	shmq_t *q = th_attach();
 	const uint64_t ring = SHMQ_RING_SIZE_MIN;
 	th_topic(q, "t", 1, ring, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	size_t max = (size_t)((ring / SHMQ_RECORD_FRACTION) & ~7ull);
 	size_t klen = 10, vlen = max - SHMQ_RECORD_OVERHEAD - klen;
 	uint8_t *buf = malloc(max);
@@ -654,8 +628,8 @@ test_send_rejects_keys_over_65535_bytes(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_DEFAULT, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	size_t big = 65536;
 	uint8_t *key = calloc(1, big + 16);
 	uint8_t *out = malloc(big + 16);
@@ -687,7 +661,7 @@ test_send_gives_consecutive_offsets_per_partition_and_a_timestamp(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 3, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	uint64_t next[3] = { 0, 0, 0 };
 	struct timespec ts;
 
@@ -727,7 +701,7 @@ test_send_by_key_uses_the_key_partitioner(void)
 	shmq_t *q = th_attach();
 	const uint32_t P = 8;
 	th_topic(q, "t", P, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	unsigned used = 0;
 
 	for (int round = 0; round < 3; round++) {
@@ -795,7 +769,7 @@ test_send_batch_returns_n_and_gives_consecutive_offsets(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 3, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	const int32_t parts[10] = { 0, 0, 1, 1, 1, 0, 2, 2, 0, 1 };
 	uint32_t vals[10];
 	shmq_msg_t m[10];
@@ -817,7 +791,7 @@ test_send_batch_returns_n_and_gives_consecutive_offsets(void)
 	}
 	/* what a consumer sees matches */
 	for (uint32_t part = 0; part < 3; part++) {
-		shmq_consumer_t *c = consumer(q, "t", part);
+		shmq_consumer_t *c = th_reader(q, "t", part);
 		for (int i = 0; i < 10; i++) {
 			if (parts[i] != (int32_t)part) {
 				continue;
@@ -843,7 +817,7 @@ test_send_batch_sends_the_records_before_a_bad_one(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_partition_info_t i0, i1;
 	shmq_msg_t m[5];
 
@@ -883,8 +857,8 @@ test_reserve_then_commit_publishes_the_record_at_the_reserved_offset(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 1);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 1);
 	shmq_slice_t s;
 	shmq_record_t r;
 	char buf[64];
@@ -928,8 +902,8 @@ test_abort_leaves_a_gap(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 	shmq_slice_t s;
 	shmq_record_t r;
@@ -968,7 +942,7 @@ test_commit_rejects_a_bogus_slice(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_partition_info_t info;
 	shmq_slice_t s, bogus;
 
@@ -996,7 +970,7 @@ test_commit_of_a_slice_twice_fails_with_einval(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_partition_info_t info;
 	shmq_slice_t s;
 
@@ -1078,7 +1052,7 @@ test_seek_on_an_unassigned_partition_fails_with_einval(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 3, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_consumer_t *c = consumer(q, "t", 1);
+	shmq_consumer_t *c = th_reader(q, "t", 1);
 
 	TH_FAIL(shmq_seek(c, 0, 0), -EINVAL);
 	TH_FAIL(shmq_seek(c, 2, 0), -EINVAL);
@@ -1096,8 +1070,8 @@ test_peek_twice_fails_with_ebusy_and_release_without_peek_with_einval(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_record_t r, r2;
 	char buf[16];
 
@@ -1123,8 +1097,8 @@ test_recv_with_a_small_buffer_fails_with_emsgsize_and_keeps_the_record(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	char val[100], buf[200];
 	shmq_record_t r;
 
@@ -1165,16 +1139,16 @@ test_recv_with_zero_timeout_on_an_empty_topic_returns_eagain_at_once(void)
 	/* nothing assigned yet */
 	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), -EAGAIN);
 	TH_OK(shmq_assign(c, all, 4));
-	int64_t t0 = mono_ms();
+	int64_t t0 = th_mono_ms();
 	for (int i = 0; i < 100; i++) {
 		TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), -EAGAIN);
 		TH_FAIL(shmq_peek(c, &r, 0), -EAGAIN);
 	}
-	CU_ASSERT(mono_ms() - t0 < 100);
+	CU_ASSERT(th_mono_ms() - t0 < 100);
 	/* a short timeout waits about that long, then -EAGAIN */
-	t0 = mono_ms();
+	t0 = th_mono_ms();
 	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 30), -EAGAIN);
-	int64_t dt = mono_ms() - t0;
+	int64_t dt = th_mono_ms() - t0;
 	CU_ASSERT(dt >= 29 && dt < 1000);
 	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, -2), -EINVAL);
 	shmq_consumer_close(c);
@@ -1186,8 +1160,8 @@ test_consumer_commit_on_a_standalone_consumer_fails_with_einval(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_record_t r;
 	char buf[16];
 
@@ -1207,8 +1181,8 @@ test_send_and_poll_after_topic_delete_fail_with_edeleted(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 1);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 1);
 	shmq_record_t r;
 	char buf[16];
 
@@ -1224,7 +1198,7 @@ test_send_and_poll_after_topic_delete_fail_with_edeleted(void)
 	/* a topic of the same name made again is a new, empty topic */
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
 	TH_FAIL(send_to(p, 1, NULL, 0, "c", 1, NULL), SHMQ_EDELETED);
-	shmq_producer_t *p2 = producer(q, "t");
+	shmq_producer_t *p2 = th_producer(q, "t");
 	uint64_t off = 99;
 	TH_OK(send_to(p2, 1, NULL, 0, "d", 1, &off));
 	CU_ASSERT_EQUAL(off, 0);
@@ -1288,10 +1262,10 @@ test_topic_delete_wakes_a_reader_blocked_in_another_process(void)
 	/* let it get past the spin into the futex (best effort: the
 	 * delete must wake it at any point) */
 	(void)wait_sleeping(pid, 2000);
-	int64_t t0 = mono_ms();
+	int64_t t0 = th_mono_ms();
 	TH_OK(shmq_topic_delete(q, "t"));
 	int code = wait_deadline(pid, 5000);
-	int64_t dt = mono_ms() - t0;
+	int64_t dt = th_mono_ms() - t0;
 	CU_ASSERT_EQUAL(code, 0);
 	if (code != 0) {
 		fprintf(stderr,
@@ -1336,14 +1310,14 @@ test_send_on_a_full_block_topic_times_out_with_eagain(void)
 	TH_OK(shmq_producer_open(q, "t", &o, &p));
 	int64_t t0 = 0;
 	while (sent < 1000) {
-		t0 = mono_ms();
+		t0 = th_mono_ms();
 		if ((rc = send_to(p, 0, NULL, 0, val, sizeof val, NULL)) !=
 		    0) {
 			break;
 		}
 		sent++;
 	}
-	int64_t dt = mono_ms() - t0;
+	int64_t dt = th_mono_ms() - t0;
 	TH_FAIL(rc, -EAGAIN);
 	CU_ASSERT(sent >= 10 && sent <= 16); /* about one ring's worth */
 	CU_ASSERT(dt >= 49 && dt < 1000);
@@ -1483,10 +1457,10 @@ test_topic_delete_wakes_a_producer_blocked_on_a_full_ring(void)
 	CU_ASSERT_EQUAL(read(d.ready[0], &b, 1), 1);
 	close(d.ready[0]);
 	/* wait until the ring is full and the writer sleeps on it */
-	int64_t end = mono_ms() + 2000;
+	int64_t end = th_mono_ms() + 2000;
 	do {
 		TH_OK(shmq_partition_info(q, "t", 0, &info));
-	} while (info.ring_used + 4096 < info.ring_size && mono_ms() < end);
+	} while (info.ring_used + 4096 < info.ring_size && th_mono_ms() < end);
 	(void)wait_sleeping(pid, 2000);
 	TH_OK(shmq_topic_delete(q, "t"));
 	int code = wait_deadline(pid, 5000);

@@ -25,14 +25,6 @@
 /* ---- local helpers ------------------------------------------------------ */
 
 static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 real_ns(void)
 {
 	struct timespec ts;
@@ -108,24 +100,6 @@ len_for(uint64_t salt, uint64_t off, size_t max)
 	return (size_t)(mix64(off * 31 + salt) % (max + 1));
 }
 
-static shmq_t *
-child_attach(const char *home)
-{
-	shmq_options_t o;
-	shmq_t *q = NULL;
-	shmq_options_init(&o);
-	o.reclaim_ms = 50;
-	return shmq_attach(home, &o, &q) == 0 ? q : NULL;
-}
-
-static shmq_producer_t *
-producer(shmq_t *q, const char *topic)
-{
-	shmq_producer_t *p = NULL;
-	TH_OK(shmq_producer_open(q, topic, NULL, &p));
-	return p;
-}
-
 static shmq_consumer_t *
 consumer_opts(shmq_t *q, const char *topic, uint32_t part, int reset, int idle)
 {
@@ -152,13 +126,6 @@ member(shmq_t *q, const char *topic, int idle)
 	o.flags = SHMQ_CONSUMER_AUTO_COMMIT;
 	TH_OK(shmq_consumer_open(q, topic, &o, &c));
 	return c;
-}
-
-static shmq_consumer_t *
-consumer(shmq_t *q, const char *topic, uint32_t part)
-{
-	return consumer_opts(
-	    q, topic, part, SHMQ_RESET_EARLIEST, SHMQ_IDLE_SPIN_PARK);
 }
 
 /* Send the record for offset-derived content; checks the offset. */
@@ -222,13 +189,13 @@ test_standalone_consumer_reads_from_offset_0_by_default(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 
 	for (uint64_t i = 0; i < 10; i++) {
 		TH_OK(send_rec(p, 0, 1, i, 10 + i));
 		TH_OK(send_rec(p, 1, 2, i, 20 + i));
 	}
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	for (uint64_t i = 0; i < 10; i++) {
 		expect(c, 1, i, 10 + i); /* partition 1 never shows up */
 	}
@@ -243,7 +210,7 @@ test_reset_latest_sees_only_records_sent_after_the_first_poll(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 
 	for (uint64_t i = 0; i < 5; i++) {
 		TH_OK(send_rec(p, 0, 1, i, 8));
@@ -268,7 +235,7 @@ test_reset_error_fails_with_eoutofrange_beyond_the_end(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_consumer_t *c =
 	    consumer_opts(q, "t", 0, SHMQ_RESET_ERROR, SHMQ_IDLE_SPIN_PARK);
 	uint8_t buf[64];
@@ -299,7 +266,7 @@ test_reset_error_fails_with_eoutofrange_below_the_log_start(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_consumer_t *c =
 	    consumer_opts(q, "t", 0, SHMQ_RESET_ERROR, SHMQ_IDLE_SPIN_PARK);
 	shmq_partition_info_t info;
@@ -340,8 +307,8 @@ test_seek_reads_from_exactly_that_offset(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, 4 * MIB, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	const uint64_t N = 1000;
 	const uint64_t offs[] = { 0, 1, 63, 64, 65, 127, 128, 129, 500, 511,
 		512, 640, 997, 63, 0, 999 };
@@ -362,8 +329,8 @@ test_seek_in_a_wrapped_ring_reads_from_exactly_that_offset(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 	/* 64 KiB holds ~500 of these: 12000 records wrap the ring many
 	 * times and the sparse index (64 slots x 64 offsets) twice. */
@@ -397,8 +364,8 @@ test_seek_to_beginning_and_end(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 
 	for (uint64_t i = 0; i < 20; i++) {
@@ -435,9 +402,9 @@ test_peek_view_matches_what_was_sent_and_agrees_with_recv(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *a = consumer(q, "t", 0);
-	shmq_consumer_t *b = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *a = th_reader(q, "t", 0);
+	shmq_consumer_t *b = th_reader(q, "t", 0);
 	uint8_t key[64], val[2048], buf[4096];
 
 	for (uint64_t i = 0; i < 200; i++) {
@@ -500,7 +467,7 @@ static int
 seq_producer(void *arg)
 {
 	struct xp *x = arg;
-	shmq_t *q = child_attach(x->home);
+	shmq_t *q = th_attach_home(x->home);
 	shmq_producer_t *p = NULL;
 	if (q == NULL || shmq_producer_open(q, "t", NULL, &p) != 0) {
 		return 2;
@@ -585,7 +552,7 @@ static int
 id_producer(void *arg)
 {
 	struct xp *x = arg;
-	shmq_t *q = child_attach(x->home);
+	shmq_t *q = th_attach_home(x->home);
 	shmq_producer_t *p = NULL;
 	if (q == NULL || shmq_producer_open(q, "t", NULL, &p) != 0) {
 		return 2;
@@ -682,7 +649,7 @@ static int
 wrap_producer(void *arg)
 {
 	struct wrap *w = arg;
-	shmq_t *q = child_attach(w->home);
+	shmq_t *q = th_attach_home(w->home);
 	shmq_producer_t *p = NULL;
 	uint8_t val[WRAP_MAX_VALUE];
 	if (q == NULL || shmq_producer_open(q, "t", NULL, &p) != 0) {
@@ -787,8 +754,8 @@ test_lapped_consumer_gets_elapsed_then_continues_from_the_oldest(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 	uint8_t buf[256];
 	shmq_record_t r;
@@ -830,8 +797,8 @@ test_consumer_on_a_pad_is_not_lapped_when_only_the_pad_is_overwritten(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 	uint8_t buf[1024];
 	shmq_record_t r;
@@ -899,7 +866,7 @@ static int
 drop_producer(void *arg)
 {
 	struct dropper *d = arg;
-	shmq_t *q = child_attach(d->home);
+	shmq_t *q = th_attach_home(d->home);
 	shmq_producer_t *p = NULL;
 	shmq_producer_options_t o;
 	uint64_t x = d->id + 1;
@@ -941,7 +908,7 @@ test_consumer_overrun_by_concurrent_producers_never_sees_a_torn_record(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	struct dropper d[2];
 	pid_t pid[2];
 	uint8_t buf[DROP_MAX_VALUE];
@@ -1024,8 +991,8 @@ test_release_of_a_view_overwritten_while_borrowed_returns_estale(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t");
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_partition_info_t info;
 	shmq_record_t r;
 
@@ -1057,7 +1024,7 @@ test_consumer_lag_counts_records_between_position_and_end(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 2, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	shmq_consumer_t *c = NULL;
 	uint32_t both[2] = { 0, 1 };
 	uint64_t lag = 99;
@@ -1098,7 +1065,7 @@ test_consumer_lag_of_a_reset_latest_consumer_starts_at_zero(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	uint64_t lag = 99;
 
 	for (uint64_t i = 0; i < 10; i++) {
@@ -1132,7 +1099,7 @@ test_offset_for_time_finds_the_first_record_at_or_after_a_time(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	uint64_t off = 99;
 
 	for (int64_t i = 0; i < 7; i++) {
@@ -1170,7 +1137,7 @@ test_offset_for_time_of_a_clock_reading_between_two_bursts(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t");
+	shmq_producer_t *p = th_producer(q, "t");
 	int64_t last1 = 0, first2 = 0;
 	uint64_t off = 99;
 
@@ -1213,7 +1180,7 @@ static int
 reserve_and_die(void *arg)
 {
 	struct dropper *d = arg;
-	shmq_t *q = child_attach(d->home);
+	shmq_t *q = th_attach_home(d->home);
 	shmq_producer_t *p = NULL;
 	shmq_slice_t s;
 	if (q == NULL || shmq_producer_open(q, "t", NULL, &p) != 0 ||
@@ -1229,7 +1196,7 @@ static int
 late_producer(void *arg)
 {
 	struct dropper *d = arg;
-	shmq_t *q = child_attach(d->home);
+	shmq_t *q = th_attach_home(d->home);
 	shmq_producer_t *p = NULL;
 	shmq_producer_options_t o;
 	/* acks NONE: this producer does not wait for visibility, so the
@@ -1269,14 +1236,14 @@ test_reservation_of_a_killed_producer_is_reclaimed(void)
 	CU_ASSERT_EQUAL(info.end, 1);
 	CU_ASSERT_EQUAL(info.committed, 0);
 
-	shmq_consumer_t *c = consumer(q, "t", 0);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	watchdog(30);
-	int64_t t0 = mono_ms();
+	int64_t t0 = th_mono_ms();
 	pid_t pid = th_fork(late_producer, &d);
 	for (uint64_t i = 1; i <= d.count; i++) {
 		expect(c, 11, i, 24); /* offset 0 is a gap */
 	}
-	int64_t dt = mono_ms() - t0;
+	int64_t dt = th_mono_ms() - t0;
 	CU_ASSERT(dt < 1000);
 	CU_ASSERT_EQUAL(th_wait(pid), 0);
 	watchdog(0);
@@ -1286,7 +1253,7 @@ test_reservation_of_a_killed_producer_is_reclaimed(void)
 	CU_ASSERT_EQUAL(info.end, 4);
 	CU_ASSERT_EQUAL(info.committed, 4);
 	/* a new reader from the beginning skips the gap too */
-	shmq_consumer_t *c2 = consumer(q, "t", 0);
+	shmq_consumer_t *c2 = th_reader(q, "t", 0);
 	expect(c2, 11, 1, 24);
 	shmq_consumer_close(c2);
 	fprintf(stderr, "[reclaimed in %lld ms] ", (long long)dt);
@@ -1314,7 +1281,7 @@ member_that_forks_and_dies(void *arg)
 
 	close(f->hold[1]);
 	close(f->ready[0]);
-	shmq_t *q = child_attach(f->home);
+	shmq_t *q = th_attach_home(f->home);
 	shmq_consumer_options_init(&o);
 	o.group = "g";
 	if (q == NULL || shmq_consumer_open(q, "t", &o, &c) != 0) {

@@ -31,14 +31,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 fill(uint8_t *v, size_t len, uint32_t idx)
 {
@@ -72,17 +64,6 @@ member(shmq_t *q, const char *topic, const char *group, unsigned flags)
 	return c;
 }
 
-static shmq_producer_t *
-producer(shmq_t *q, const char *topic, int timeout_ms)
-{
-	shmq_producer_options_t o;
-	shmq_producer_t *p = NULL;
-	shmq_producer_options_init(&o);
-	o.timeout_ms = timeout_ms;
-	TH_OK(shmq_producer_open(q, topic, &o, &p));
-	return p;
-}
-
 /* Send value idx (len bytes) to partition part. */
 static int
 send_idx(shmq_producer_t *p, int32_t part, uint32_t idx, size_t len)
@@ -101,7 +82,7 @@ static void
 produce(shmq_t *q, const char *topic, int32_t part, uint32_t first, uint32_t n,
     size_t len)
 {
-	shmq_producer_t *p = producer(q, topic, -1);
+	shmq_producer_t *p = th_producer_opts(q, topic, SHMQ_ACKS_LEADER, -1);
 	for (uint32_t i = 0; i < n; i++) {
 		TH_OK(send_idx(p, part, first + i, len));
 	}
@@ -158,7 +139,7 @@ balanced(shmq_consumer_t **cs, size_t n, uint32_t nparts)
 static int64_t
 settle_all(shmq_consumer_t **cs, size_t n, uint32_t nparts)
 {
-	int64_t t0 = now_ms();
+	int64_t t0 = th_mono_ms();
 	do {
 		for (size_t i = 0; i < n; i++) {
 			if (cs[i] != NULL) {
@@ -167,9 +148,9 @@ settle_all(shmq_consumer_t **cs, size_t n, uint32_t nparts)
 			}
 		}
 		if (balanced(cs, n, nparts)) {
-			return now_ms() - t0;
+			return th_mono_ms() - t0;
 		}
-	} while (now_ms() - t0 < DEADLINE_MS);
+	} while (th_mono_ms() - t0 < DEADLINE_MS);
 	return -1;
 }
 
@@ -508,15 +489,15 @@ test_group_killed_member_partitions_move_to_the_survivor_at_once(void)
 		CU_ASSERT_EQUAL(gp[p].owner_pid, k.pid);
 	}
 
-	int64_t t0 = now_ms();
+	int64_t t0 = th_mono_ms();
 	kid_kill(&k);
 	uint32_t mask = 0;
-	while (mask != 0xfu && now_ms() - t0 < DEADLINE_MS) {
+	while (mask != 0xfu && th_mono_ms() - t0 < DEADLINE_MS) {
 		shmq_record_t r;
 		TH_FAIL(shmq_peek(b, &r, 10), -EAGAIN);
 		mask = owned_mask(b);
 	}
-	int64_t took = now_ms() - t0;
+	int64_t took = th_mono_ms() - t0;
 	fprintf(stderr, "[takeover after kill -9: %lld ms] ", (long long)took);
 	CU_ASSERT_EQUAL(mask, 0xfu);
 	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 4);
@@ -541,11 +522,11 @@ test_group_parked_member_wakes_for_records_of_a_killed_owner(void)
 	kid_start(&k, q, "t", "g", KID_JOIN, &msg);
 	shmq_consumer_t *b = member(q, "t", "g", 0);
 	settle(b);
-	int64_t t0 = now_ms();
+	int64_t t0 = th_mono_ms();
 	kid_kill(&k);
 	/* One long poll: no timeout may be what notices the death. */
 	TH_OK(shmq_recv(b, buf, sizeof buf, &r, 10 * DEADLINE_MS));
-	int64_t took = now_ms() - t0;
+	int64_t took = th_mono_ms() - t0;
 	fprintf(stderr, "[parked member got the record %lld ms after kill] ",
 	    (long long)took);
 	/* A parked member looks at liveness every 100 ms (GROUP_SLICE_MS
@@ -588,15 +569,15 @@ test_group_member_polling_without_waiting_notices_a_killed_member(void)
 	shmq_consumer_t *b = member(q, "t", "g", 0);
 	settle(b);
 	CU_ASSERT_FALSE(all_owned_by_us(q, 2));
-	int64_t t0 = now_ms();
+	int64_t t0 = th_mono_ms();
 	kid_kill(&k);
 	unsigned polls = 0;
-	while (!all_owned_by_us(q, 2) && now_ms() - t0 < DEADLINE_MS) {
+	while (!all_owned_by_us(q, 2) && th_mono_ms() - t0 < DEADLINE_MS) {
 		TH_FAIL(shmq_peek(b, &r, 0), -EAGAIN);
 		polls++;
 		nanosleep(&tick, NULL);
 	}
-	int64_t took = now_ms() - t0;
+	int64_t took = th_mono_ms() - t0;
 	fprintf(stderr, "[took over after %lld ms, %u polls] ",
 	    (long long)took, polls);
 	CU_ASSERT(all_owned_by_us(q, 2));
@@ -759,9 +740,9 @@ fill_ring(
 	uint32_t n = 0;
 	*rc = 0;
 	while (n < limit) {
-		int64_t t0 = now_ms();
+		int64_t t0 = th_mono_ms();
 		*rc = send_idx(p, 0, first + n, BIG);
-		*ms = now_ms() - t0;
+		*ms = th_mono_ms() - t0;
 		if (*rc != 0) {
 			break;
 		}
@@ -780,7 +761,7 @@ test_group_block_topic_waits_for_live_member_until_it_commits(void)
 	int64_t ms;
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_BLOCK);
 	shmq_consumer_t *c = member(q, "t", "g", 0);
-	shmq_producer_t *p = producer(q, "t", 200);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
 
 	/* The ring fills exactly, then the live member's uncommitted
 	 * position holds the producer back. */
@@ -820,7 +801,7 @@ test_group_block_topic_resumes_when_the_lagging_member_is_killed(void)
 	int64_t ms;
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_BLOCK);
 	kid_start(&k, q, "t", "g", KID_JOIN, &msg);
-	shmq_producer_t *p = producer(q, "t", 200);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
 	uint32_t n = fill_ring(p, 0, 1000, &rc, &ms);
 	CU_ASSERT_EQUAL(rc, -EAGAIN);
 	CU_ASSERT_EQUAL(n, RING / BIG_EXT);
@@ -847,7 +828,7 @@ test_group_block_topic_ignores_group_without_live_member(void)
 	shmq_consumer_t *c = member(q, "t", "g", 0);
 	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 0));
 	shmq_consumer_close(c);
-	shmq_producer_t *p = producer(q, "t", 200);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
 	uint32_t want = 4 * (uint32_t)(RING / BIG_EXT);
 	CU_ASSERT_EQUAL(fill_ring(p, 1, want, &rc, &ms), want);
 	CU_ASSERT_EQUAL(rc, 0);
@@ -872,7 +853,7 @@ test_group_drop_topic_reports_exactly_the_lapped_records(void)
 	CU_ASSERT_EQUAL(r.offset, 0);
 
 	/* A live member that does not keep up never blocks `drop`. */
-	shmq_producer_t *p = producer(q, "t", 200);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
 	CU_ASSERT_EQUAL(fill_ring(p, 5, 200, &rc, &ms), 200);
 	CU_ASSERT_EQUAL(rc, 0);
 	shmq_producer_close(p);
@@ -1134,7 +1115,7 @@ test_group_holds_sixty_four_members_while_a_producer_is_open(void)
 	shmq_consumer_options_t o;
 	uint32_t members = 0;
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = producer(q, "t", 200);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
 	shmq_consumer_options_init(&o);
 	o.group = "g";
 	/* The documented limit is 64 members per group; a producer on

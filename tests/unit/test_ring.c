@@ -13,28 +13,6 @@
 
 #define RING (64u * 1024u)
 
-static shmq_producer_t *
-producer(shmq_t *q, const char *t, int acks, int timeout_ms)
-{
-	shmq_producer_options_t o;
-	shmq_producer_t *p = NULL;
-	shmq_producer_options_init(&o);
-	o.acks = acks;
-	o.timeout_ms = timeout_ms;
-	TH_OK(shmq_producer_open(q, t, &o, &p));
-	return p;
-}
-
-static shmq_consumer_t *
-reader(shmq_t *q, const char *t)
-{
-	shmq_consumer_t *c = NULL;
-	uint32_t p0 = 0;
-	TH_OK(shmq_consumer_open(q, t, NULL, &c));
-	TH_OK(shmq_assign(c, &p0, 1));
-	return c;
-}
-
 static int
 send_value(shmq_producer_t *p, const void *v, size_t n, uint64_t *off)
 {
@@ -78,8 +56,8 @@ test_ring_pads_a_record_that_would_cross_the_end(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
-	shmq_consumer_t *c = reader(q, "t");
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	char v[1000], buf[2048];
 	shmq_record_t r;
 	/* 1000 + 56 = 1056 bytes: 62 fit in 64 KiB, 64 bytes left over. */
@@ -102,7 +80,7 @@ test_ring_exact_fit_needs_no_pad(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
 	/* 1024-byte extents divide 64 KiB exactly: three laps, no pad. */
 	char v[1024 - SHMQ_RECORD_OVERHEAD];
 	memset(v, 'x', sizeof v);
@@ -126,8 +104,8 @@ test_ring_carries_zero_length_records(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
-	shmq_consumer_t *c = reader(q, "t");
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_msg_t m = { .partition = 0 };
 	shmq_record_t r;
 	TH_OK(shmq_send(p, &m));
@@ -145,8 +123,8 @@ test_ring_takes_the_largest_record_and_refuses_one_byte_more(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
-	shmq_consumer_t *c = reader(q, "t");
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	size_t max = RING / SHMQ_RECORD_FRACTION - SHMQ_RECORD_OVERHEAD;
 	char *v = malloc(max + 1), *buf = malloc(max);
 	memset(v, 'y', max + 1);
@@ -169,8 +147,8 @@ test_ring_never_overwrites_an_incomplete_record(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *holder = producer(q, "t", SHMQ_ACKS_NONE, -1);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_NONE, 100);
+	shmq_producer_t *holder = th_producer_opts(q, "t", SHMQ_ACKS_NONE, -1);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_NONE, 100);
 	shmq_slice_t s;
 	char v[1000] = { 0 };
 	TH_OK(shmq_reserve(holder, 0, 0, 8, &s));
@@ -197,7 +175,7 @@ test_ring_splits_a_batch_larger_than_half_the_ring(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
 	shmq_msg_t m[60];
 	char v[1000];
 	memset(v, 'b', sizeof v);
@@ -219,10 +197,11 @@ test_ring_hides_records_behind_an_open_reservation(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *holder = producer(q, "t", SHMQ_ACKS_LEADER, -1);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_NONE, -1);
-	shmq_producer_t *lp = producer(q, "t", SHMQ_ACKS_LEADER, 50);
-	shmq_consumer_t *c = reader(q, "t");
+	shmq_producer_t *holder =
+	    th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_NONE, -1);
+	shmq_producer_t *lp = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 50);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_slice_t s;
 	shmq_record_t r;
 	char buf[64];
@@ -258,7 +237,7 @@ test_ring_rejects_a_header_that_crosses_the_end(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
-	shmq_producer_t *p = producer(q, "t", SHMQ_ACKS_LEADER, -1);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, -1);
 	struct topic_meta m;
 	struct ring r;
 	TH_OK(shmqi_topic_load(q, "t", &m));
@@ -274,7 +253,7 @@ test_ring_rejects_a_header_that_crosses_the_end(void)
 	atomic_store(&r.hdr->hdr_wrap_pos, at + 64);
 	atomic_store(&r.hdr->hdr_end_off, 1);
 
-	shmq_consumer_t *c = reader(q, "t");
+	shmq_consumer_t *c = th_reader(q, "t", 0);
 	shmq_record_t rec;
 	char buf[128];
 	int rc = shmq_recv(c, buf, sizeof buf, &rec, 0);

@@ -82,19 +82,11 @@ group_list_json(const char *group, const char *topic, void *arg)
 int
 group_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct json j;
-	int c, rc;
+	int rc;
 
-	ctl_getopt_reset();
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		rc = ctl_common_option(ctl, cmd, c, argv);
-		if (rc >= 0) {
-			return rc;
-		}
+	if ((rc = ctl_common_only(ctl, cmd, argc, argv)) >= 0) {
+		return rc;
 	}
 	if ((rc = ctl_no_args(cmd, argc, argv)) != 0 ||
 	    (rc = ctl_attach(ctl, 0)) != 0) {

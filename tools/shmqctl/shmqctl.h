@@ -84,6 +84,10 @@ void ctl_getopt_reset(void);
  * exit status to return at once. */
 int ctl_common_option(
     struct ctl *ctl, const struct ctl_cmd *cmd, int c, char **argv);
+/* Parse a command that takes only the common options: -1 to go on, or
+ * the exit status (help printed, or a usage error). */
+int ctl_common_only(
+    struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv);
 /* Take the single positional argument `what` (e.g. "TOPIC"): *out is
  * set, or a usage error is returned. */
 int ctl_one_arg(const struct ctl_cmd *cmd, int argc, char **argv,

@@ -185,20 +185,12 @@ topic_list_json(struct ctl *ctl, const struct names *names)
 int
 topic_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct names names = { NULL, 0, 0 };
 	size_t i;
-	int c, rc;
+	int rc;
 
-	ctl_getopt_reset();
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		rc = ctl_common_option(ctl, cmd, c, argv);
-		if (rc >= 0) {
-			return rc;
-		}
+	if ((rc = ctl_common_only(ctl, cmd, argc, argv)) >= 0) {
+		return rc;
 	}
 	if ((rc = ctl_no_args(cmd, argc, argv)) != 0) {
 		return rc;
@@ -312,22 +304,14 @@ int
 topic_describe(
     struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	shmq_topic_config_t cfg;
 	shmq_partition_info_t *info = NULL;
 	const char *name;
 	uint32_t p;
-	int c, rc;
+	int rc;
 
-	ctl_getopt_reset();
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		rc = ctl_common_option(ctl, cmd, c, argv);
-		if (rc >= 0) {
-			return rc;
-		}
+	if ((rc = ctl_common_only(ctl, cmd, argc, argv)) >= 0) {
+		return rc;
 	}
 	if ((rc = ctl_one_arg(cmd, argc, argv, "NAME", &name)) != 0) {
 		return rc;
@@ -366,19 +350,11 @@ topic_describe(
 int
 topic_delete(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CTL_COMMON_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *name;
-	int c, rc;
+	int rc;
 
-	ctl_getopt_reset();
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		rc = ctl_common_option(ctl, cmd, c, argv);
-		if (rc >= 0) {
-			return rc;
-		}
+	if ((rc = ctl_common_only(ctl, cmd, argc, argv)) >= 0) {
+		return rc;
 	}
 	if ((rc = ctl_one_arg(cmd, argc, argv, "NAME", &name)) != 0) {
 		return rc;

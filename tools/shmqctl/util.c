@@ -124,6 +124,26 @@ ctl_common_option(
 }
 
 int
+ctl_common_only(
+    struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	ctl_getopt_reset();
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		rc = ctl_common_option(ctl, cmd, c, argv);
+		if (rc >= 0) {
+			return rc;
+		}
+	}
+	return -1;
+}
+
+int
 ctl_one_arg(const struct ctl_cmd *cmd, int argc, char **argv, const char *what,
     const char **out)
 {
