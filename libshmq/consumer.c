@@ -55,7 +55,8 @@ shmq_consumer_options_init(shmq_consumer_options_t *o)
 
 /* ---- positions --------------------------------------------------------- */
 
-static bool lappable(const shmq_consumer_t *c);
+static bool lappable(
+    const shmq_consumer_t *c, const struct cpart *cp, uint64_t pos);
 
 #define NEED_RESET UINT64_MAX
 #define LAPPED_NOTHING_LOST 1
@@ -173,14 +174,24 @@ part_lapped(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
 	return SHMQ_ELAPPED;
 }
 
-/* Can the ring overwrite what this consumer has not read?  Not on a
- * `block` topic read by a group member: the group's gate (held live by
- * our own lock) stops producers at the group's committed position,
- * which is never above our position. */
+/* Can the ring overwrite the record at pos before we are done with it?
+ * Not on a `block` topic read by a group member at or above its gate:
+ * the gate (held live by our own lock) stops producers there.  Below it
+ * — after a seek back, or a commit ahead of what was read — it can. */
 static bool
-lappable(const shmq_consumer_t *c)
+lappable(const shmq_consumer_t *c, const struct cpart *cp, uint64_t pos)
 {
-	return !c->in_group || c->meta.overflow != SHMQ_OVERFLOW_BLOCK;
+	if (!c->in_group || c->meta.overflow != SHMQ_OVERFLOW_BLOCK) {
+		return true;
+	}
+	uint32_t gi = c->group.hdr->g_parts[cp->id].gp_gate;
+	if (gi >= RING_GATES) {
+		return true;
+	}
+	/* Acquire: the gate is written by this member's own commits. */
+	return pos <
+	    atomic_load_explicit(&c->rings[cp->id].hdr->hdr_gates[gi].gt_pos,
+	        memory_order_acquire);
 }
 
 static bool
@@ -217,7 +228,8 @@ static int
 peek_commit_word(
     const shmq_consumer_t *c, const struct ring *r, const struct cpart *cp)
 {
-	if (lappable(c) || (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
+	if (lappable(c, cp, cp->next_pos) ||
+	    (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
 		return -1;
 	}
 	struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
@@ -286,6 +298,21 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 				if (cp->next_pos >= cp->seen_committed) {
 					return 0;
 				}
+				/* Untrusted: a watermark more than a ring
+				 * ahead, or misaligned, is damage (or a lap).
+				 */
+				if (cp->seen_committed - cp->next_pos >
+				        r->cap ||
+				    (cp->seen_committed & (REC_ALIGN - 1)) !=
+				        0) {
+					if (lappable(c, cp, cp->next_pos) &&
+					    !intact(r, cp->next_pos)) {
+						return relapse(c, cp, rec);
+					}
+					atomic_fetch_or(
+					    &r->hdr->hdr_flags, RING_F_FAILED);
+					return SHMQ_ECORRUPT;
+				}
 			}
 		}
 		struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
@@ -298,7 +325,8 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 			/* A PAD may be as short as 8 bytes (len and type):
 			 * read nothing else of it. */
 			uint64_t ext = len;
-			if (lappable(c) && !intact(r, cp->next_pos)) {
+			if (lappable(c, cp, cp->next_pos) &&
+			    !intact(r, cp->next_pos)) {
 				return relapse(c, cp, rec);
 			}
 			if (ext < REC_ALIGN || ext > room ||
@@ -320,7 +348,8 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		    ext <= r->max_record && ext <= room && len != 0 &&
 		    off == cp->next_off &&
 		    (len & REC_LEN_MASK) == sizeof *rh + (uint64_t)klen + vlen;
-		if (lappable(c) && !intact(r, cp->next_pos)) {
+		if (lappable(c, cp, cp->next_pos) &&
+		    !intact(r, cp->next_pos)) {
 			return relapse(c, cp, rec);
 		}
 		if (!sane) {
@@ -391,6 +420,13 @@ part_commit(
 	    &gp->gp_commit_ns, shmqi_now_ns(), memory_order_relaxed);
 	c->parts[i].commit_off = off;
 	if (pos_known) {
+		if (c->borrowed && c->borrow_part == i &&
+		    c->borrow_pos < pos) {
+			/* A borrowed view must outlive the commit: hold the
+			 * gate at it, and move on at shmq_release. */
+			c->parts[i].gate_pending = pos;
+			pos = c->borrow_pos;
+		}
 		set_gate(c, i, pos);
 	}
 	return 0;
@@ -570,6 +606,9 @@ park(shmq_consumer_t *c, int ms, shmq_record_t *rec, uint64_t *ext,
 			atomic_fetch_add(&h->hdr_commit_waiters, 1);
 		}
 	}
+	/* The re-check must not be ordered before the increments above
+	 * (RCpc acquire loads could be, on AArch64): a full fence. */
+	atomic_thread_fence(memory_order_seq_cst);
 	int rc = scan(c, rec, ext, which);
 	if (rc == 0 && n > 0) {
 		(void)shmqi_futex_waitv(words, seen, n, ms);
@@ -717,7 +756,13 @@ shmq_release(shmq_consumer_t *c, shmq_record_t *rec)
 	}
 	c->borrowed = false;
 	struct cpart *cp = &c->parts[c->borrow_part];
-	if (lappable(c) && !intact(&c->rings[c->borrow_part], c->borrow_pos)) {
+	bool stale = lappable(c, cp, c->borrow_pos) &&
+	    !intact(&c->rings[c->borrow_part], c->borrow_pos);
+	if (cp->gate_pending != 0) {
+		set_gate(c, c->borrow_part, cp->gate_pending);
+		cp->gate_pending = 0;
+	}
+	if (stale) {
 		/* Overwritten while borrowed: whatever was read is void.
 		 * Re-read from the oldest record, as after a lap. */
 		shmq_record_t tmp;
@@ -756,7 +801,8 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 		if (need != 0) {
 			memcpy(b, rec->key, need); /* key and value adjoin */
 		}
-		if (lappable(c) && !intact(&c->rings[which], cp->next_pos)) {
+		if (lappable(c, cp, cp->next_pos) &&
+		    !intact(&c->rings[which], cp->next_pos)) {
 			int lrc = part_lapped(c, cp, rec);
 			if (lrc == LAPPED_NOTHING_LOST) {
 				continue; /* read again from the new position
@@ -775,8 +821,41 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 /* ---- lifecycle -----------------------------------------------------------
  */
 
-int
-shmq_consumer_open(shmq_t *q, const char *topic,
+/* Map the group, hold its gates, join.  A group deleted in between
+ * (GROUP_F_DELETED, seen at join) is left, and a new one is made. */
+static int
+join_group(shmq_consumer_t *c, const char *name)
+{
+	int rc = SHMQ_EDELETED;
+	for (int attempt = 0; attempt < 2 && rc == SHMQ_EDELETED; attempt++) {
+		rc = shmqi_group_open(
+		    c->q, name, c->topic, &c->meta, true, &c->group);
+		for (uint32_t i = 0; rc == 0 && i < c->nparts &&
+		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
+		     i++) {
+			rc = shmqi_group_gate(&c->group, &c->rings[i], i);
+		}
+		if (rc == 0) {
+			rc = shmqi_group_join(&c->group);
+		}
+		if (rc == SHMQ_EDELETED) {
+			/* Let go of the old file's gates: another group
+			 * may be given them. */
+			for (uint32_t i = 0; i < c->nparts; i++) {
+				uint32_t gi = c->group.hdr->g_parts[i].gp_gate;
+				if (gi < RING_GATES) {
+					shmqi_unlock_byte(c->rings[i].fd,
+					    LOCK_GATE_BASE + gi);
+				}
+			}
+			shmqi_group_close(&c->group);
+		}
+	}
+	return rc;
+}
+
+static int
+consumer_open(shmq_t *q, const char *topic,
     const shmq_consumer_options_t *opts, shmq_consumer_t **out)
 {
 	shmq_consumer_options_t o;
@@ -837,16 +916,7 @@ shmq_consumer_open(shmq_t *q, const char *topic,
 	if (o.group != NULL) {
 		snprintf(c->group_name, sizeof c->group_name, "%s", o.group);
 		c->in_group = true;
-		rc = shmqi_group_open(
-		    q, o.group, topic, &c->meta, true, &c->group);
-		for (uint32_t i = 0; rc == 0 && i < P &&
-		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
-		     i++) {
-			rc = shmqi_group_gate(&c->group, &c->rings[i], i);
-		}
-		if (rc == 0) {
-			rc = shmqi_group_join(&c->group);
-		}
+		rc = join_group(c, o.group);
 		if (rc == 0) {
 			rc = group_sync(c, true);
 		}
@@ -862,6 +932,16 @@ shmq_consumer_open(shmq_t *q, const char *topic,
 	return 0;
 fail:
 	shmq_consumer_close(c);
+	return rc;
+}
+
+int
+shmq_consumer_open(shmq_t *q, const char *topic,
+    const shmq_consumer_options_t *opts, shmq_consumer_t **out)
+{
+	shmqi_fork_guard_enter();
+	int rc = consumer_open(q, topic, opts, out);
+	shmqi_fork_guard_exit();
 	return rc;
 }
 

@@ -285,6 +285,13 @@ shmqi_group_join(struct group *g)
 		if (rc != 0 || (rc = shmqi_group_lock(g)) != 0) {
 			return rc;
 		}
+		if (atomic_load(&g->hdr->g_flags) & GROUP_F_DELETED) {
+			/* Deleted between our open and now: its gates are
+			 * gone, and a new group file may exist already. */
+			shmqi_group_unlock(g);
+			shmqi_unlock_byte(g->fd, LOCK_MEMBER_BASE + s);
+			return SHMQ_EDELETED;
+		}
 		/* The slot's previous holder, if any, is dead: what it
 		 * owned is free again. */
 		release_slot_parts(g, (int32_t)s);
@@ -561,6 +568,10 @@ shmq_group_delete(shmq_t *q, const char *group, const char *topic)
 		if (shmqi_group_live_members(&a.g) > 0) {
 			rc = -EBUSY;
 		} else {
+			/* Under the lock, before the gates go: a consumer
+			 * that mapped the file but has not joined yet sees
+			 * this at join, and starts over with a new file. */
+			atomic_fetch_or(&a.g.hdr->g_flags, GROUP_F_DELETED);
 			/* Free the group's gates so producers stop
 			 * waiting for it. */
 			for (uint32_t i = 0; i < a.g.partitions; i++) {

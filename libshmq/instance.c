@@ -37,7 +37,10 @@
  * handles, so that the child can still close its inherited handles, as
  * shmq.h allows, which then frees only memory.
  */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Recursive: held across whole opens (which take it again, through the
+ * instance lock), so that fork() never lands between taking an fd that
+ * holds a lock and linking it where the child handler can find it. */
+static pthread_mutex_t registry_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static shmq_t *registry;
 
@@ -94,8 +97,26 @@ fork_child(void)
 			forget_fd(&c->group.fd);
 			c->group.hdr = NULL;
 		}
-		pthread_mutex_unlock(&q->lock);
+		/* The child's thread is not the one that locked it in
+		 * fork_prepare: start the mutexes afresh, do not unlock. */
+		pthread_mutex_init(&q->lock, NULL);
 	}
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&registry_lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+void
+shmqi_fork_guard_enter(void)
+{
+	pthread_mutex_lock(&registry_lock);
+}
+
+void
+shmqi_fork_guard_exit(void)
+{
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -219,13 +240,20 @@ static int
 ensure_dir(const char *path, unsigned mode, bool create)
 {
 	struct stat st;
-	if (create && mkdir(path, mode) != 0 && errno != EEXIST) {
-		return -errno;
+	if (create) {
+		if (mkdir(path, mode) == 0) {
+			/* mkdir's mode passes through the umask. */
+			if (chmod(path, mode) != 0) {
+				return -errno;
+			}
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
 	}
 	if (lstat(path, &st) != 0) {
 		return -errno;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+	if (!S_ISDIR(st.st_mode) || !shmqi_ours(&st, mode)) {
 		return -EPERM;
 	}
 	if ((st.st_mode & 0022 & ~mode) != 0) {
@@ -269,7 +297,10 @@ publish_id(const shmq_t *q, const char *path)
 	if (fd < 0) {
 		return -errno;
 	}
-	rc = write(fd, buf, (size_t)len) == len && fsync(fd) == 0 ? 0 : -EIO;
+	rc = fchmod(fd, q->mode & 0666) == 0 &&
+	        write(fd, buf, (size_t)len) == len && fsync(fd) == 0
+	    ? 0
+	    : -EIO;
 	close(fd);
 	if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST) {
 		rc = -errno;
@@ -402,13 +433,18 @@ shmqi_instance_lock(const shmq_t *q)
 	if (rc != 0) {
 		return rc;
 	}
+	shmqi_fork_guard_enter();
 	int fd =
 	    open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, q->mode);
 	if (fd < 0) {
-		return -errno;
-	}
-	if ((rc = shmqi_lock_byte_wait(fd, 0)) != 0) {
+		rc = -errno;
+	} else if ((rc = shmqi_lock_byte_wait(fd, 0)) != 0) {
 		close(fd);
+	} else {
+		(void)fchmod(fd, q->mode); /* best effort: only a lock file */
+	}
+	if (rc != 0) {
+		shmqi_fork_guard_exit();
 		return rc;
 	}
 	return fd;
@@ -419,6 +455,7 @@ shmqi_instance_unlock(int fd)
 {
 	if (fd >= 0) {
 		close(fd); /* releases the OFD lock */
+		shmqi_fork_guard_exit();
 	}
 }
 

@@ -42,6 +42,10 @@ bool shmqi_name_valid(const char *name);
  * and shared state they stand for still belong to the parent: the child
  * only unmaps and closes its file descriptors. */
 bool shmqi_is_owner(const shmq_t *q);
+/* Held across opens: fork() waits until no half-opened handle holds
+ * locks the child handler could not find.  Recursive. */
+void shmqi_fork_guard_enter(void);
+void shmqi_fork_guard_exit(void);
 int shmqi_topic_path(
     const shmq_t *q, const char *topic, char *buf, size_t cap);
 int shmqi_ring_path(
@@ -78,6 +82,7 @@ struct ring {
 	uint32_t max_record;
 	size_t map_len;
 	uint32_t slot; /* our client slot, or UINT32_MAX */
+	bool excl; /* holds the exclusivity byte exclusively */
 	uint32_t owner; /* slot << 24 | generation, for rec_owner */
 	unsigned reclaim_ms;
 	unsigned stall_ms;
@@ -137,6 +142,9 @@ void shmqi_ring_advance(struct ring *r);
 /* Abort the reservation blocking committed_pos if its owner is dead (or
  * stalled past stall_ms since `since_ns`).  Returns true if it did. */
 bool shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns);
+/* Is the record blocking the committed watermark our own (this
+ * handle's) open reservation?  Then waiting for it would never end. */
+bool shmqi_ring_blocked_by_self(struct ring *r);
 /* Rebuild writer state after a writer died mid-update. */
 int shmqi_ring_repair(struct ring *r);
 /* Recompute the limit up to which a writer may overwrite. */
@@ -166,6 +174,9 @@ int shmqi_futex_waitv(
 
 int64_t shmqi_now_ns(void); /* CLOCK_REALTIME */
 int64_t shmqi_mono_ns(void); /* CLOCK_MONOTONIC */
+struct stat;
+/* Is this file or directory ours to use under an instance `mode`? */
+bool shmqi_ours(const struct stat *st, unsigned mode);
 int shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd);
 int shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size);
 int shmqi_map(int fd, size_t len, void **addr);
@@ -258,6 +269,11 @@ struct shmq_producer {
 	uint32_t sticky_left;
 	struct rsv_item *items;
 	size_t items_cap;
+	struct {
+		uint32_t part;
+		uint64_t pos;
+	} * open; /* slices reserved and not yet committed or aborted */
+	size_t nopen, open_cap;
 };
 
 struct cpart {
@@ -272,6 +288,7 @@ struct cpart {
 	uint64_t returned_pos;
 	bool returned_any;
 	uint64_t stuck_pos; /* committed_pos when progress stopped */
+	uint64_t gate_pending; /* gate to set once the borrow ends, or 0 */
 	int64_t stuck_since;
 };
 

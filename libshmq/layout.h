@@ -180,6 +180,7 @@ _Static_assert(offsetof(struct rec_hdr, rec_offset) == 16, "crc start");
 
 /* Group state file: one per (group, topic). */
 #define GROUP_MEMBERS 64u
+#define GROUP_F_DELETED 0x1u /* unlinked: whoever maps it must not join */
 
 struct grp_member {
 	_Atomic uint32_t m_state; /* MEMBER_FREE / MEMBER_ACTIVE */
@@ -210,7 +211,7 @@ struct grp_hdr {
 	uint64_t g_instance_id;
 	uint64_t g_topic_id;
 	uint32_t g_partitions;
-	uint32_t g_pad0;
+	_Atomic uint32_t g_flags; /* GROUP_F_*, changed under g_lock */
 	char g_group[104];
 	char g_topic[104];
 	alignas(HOT_LINE) pthread_mutex_t g_lock;

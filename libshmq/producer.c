@@ -51,6 +51,9 @@ producer_join_ring(shmq_producer_t *p, struct ring *r)
 	if (rc == -EAGAIN) {
 		return -EBUSY;
 	}
+	/* Only a handle that holds the byte exclusively may later clear
+	 * the flag that marks an exclusive writer's unfinished work. */
+	r->excl = rc == 0 && exclusive(p);
 	if (rc != 0 || (rc = shmqi_ring_lock(r)) != 0) {
 		return rc;
 	}
@@ -68,8 +71,8 @@ producer_join_ring(shmq_producer_t *p, struct ring *r)
 	return rc;
 }
 
-int
-shmq_producer_open(shmq_t *q, const char *topic,
+static int
+producer_open(shmq_t *q, const char *topic,
     const shmq_producer_options_t *opts, shmq_producer_t **out)
 {
 	shmq_producer_options_t o;
@@ -138,6 +141,16 @@ fail:
 	return rc;
 }
 
+int
+shmq_producer_open(shmq_t *q, const char *topic,
+    const shmq_producer_options_t *opts, shmq_producer_t **out)
+{
+	shmqi_fork_guard_enter();
+	int rc = producer_open(q, topic, opts, out);
+	shmqi_fork_guard_exit();
+	return rc;
+}
+
 void
 shmq_producer_close(shmq_producer_t *p)
 {
@@ -154,10 +167,16 @@ shmq_producer_close(shmq_producer_t *p)
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
+	/* Slices still reserved are aborted now, not left for a reclaimer
+	 * to find after reclaim_ms. */
+	for (size_t k = 0; k < p->nopen && shmqi_is_owner(q); k++) {
+		struct ring *r = &p->rings[p->open[k].part];
+		(void)shmqi_ring_abort_rec(r, p->open[k].pos);
+		shmqi_ring_advance(r);
+	}
 	for (uint32_t i = 0; i < p->nrings; i++) {
 		struct ring *r = &p->rings[i];
-		if (exclusive(p) && shmqi_is_owner(q) &&
-		    shmqi_ring_lock(r) == 0) {
+		if (r->excl && shmqi_is_owner(q) && shmqi_ring_lock(r) == 0) {
 			atomic_fetch_and(
 			    &r->hdr->hdr_flags, ~RING_F_EXCL_DIRTY);
 			shmqi_ring_unlock(r);
@@ -168,6 +187,7 @@ shmq_producer_close(shmq_producer_t *p)
 	}
 	free(p->rings);
 	free(p->items);
+	free(p->open);
 	free(p);
 }
 
@@ -252,6 +272,9 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 		 * shmqi_ring_wake_space: then retry once before sleeping,
 		 * so a wake-up between the two cannot be missed. */
 		atomic_fetch_add(&h->hdr_space_waiters, 1);
+		/* Full fence: the retry's loads may not move above the
+		 * increment (they are acquire, not seq_cst). */
+		atomic_thread_fence(memory_order_seq_cst);
 		rc = try_reserve(p, r, it, n, first);
 		if (rc == -EAGAIN) {
 			int ms = remaining_ms(deadline, SPACE_SLICE_MS);
@@ -266,6 +289,10 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 		if (rc != 1) {
 			return rc;
 		}
+		if (shmqi_ring_blocked_by_self(r)) {
+			return -EDEADLK; /* our own open slice holds the ring
+			                  */
+		}
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		if (cp != stuck_pos) {
 			stuck_pos = cp;
@@ -278,7 +305,12 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 }
 
 /* LEADER: wait until the committed watermark passes pos, i.e. the
- * record is visible to consumers (normally at once: we advanced it). */
+ * record is visible to consumers (normally at once: we advanced it).
+ * The record is appended already, so only a deleted or failed ring is
+ * an error: after timeout_ms, or behind our own open slice, it returns
+ * 0 and the record becomes visible once what precedes it is settled
+ * (committed, aborted or reclaimed).  Failing here would invite a
+ * retry, and a retry would append the record twice. */
 static int
 wait_visible(shmq_producer_t *p, struct ring *r, uint64_t pos)
 {
@@ -301,8 +333,8 @@ wait_visible(shmq_producer_t *p, struct ring *r, uint64_t pos)
 			shmqi_futex_wait(&h->hdr_commit_seq, seq, ms);
 		}
 		atomic_fetch_sub(&h->hdr_commit_waiters, 1);
-		if (ms == 0) {
-			return -ETIMEDOUT;
+		if (ms == 0 || shmqi_ring_blocked_by_self(r)) {
+			return 0;
 		}
 		if (shmqi_mono_ns() - since >=
 		    (int64_t)r->reclaim_ms * 1000000) {
@@ -343,12 +375,17 @@ ensure_items(shmq_producer_t *p, size_t n)
 	return 0;
 }
 
-/* Append msgs[0..n), all for partition `part`, as one reservation. */
-static int
+/* Append msgs[0..n), all for partition `part`, as one reservation.
+ * Returns how many were appended: n, or fewer if a commit was refused
+ * (we stalled past stall_ms and were reclaimed), in which case the
+ * rest of the run is aborted rather than left reserved.  A negative
+ * error if none was. */
+static ssize_t
 append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 {
 	struct ring *r = &p->rings[part];
 	uint64_t first;
+	size_t done = 0;
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
@@ -360,33 +397,38 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 	}
 	SHMQI_POINT(POINT_AFTER_RESERVE);
 	int64_t now = shmqi_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		struct rec_hdr *rh = shmqi_rec_at(r, p->items[i].pos);
+	for (; done < n; done++) {
+		struct rec_hdr *rh = shmqi_rec_at(r, p->items[done].pos);
 		uint8_t *d = (uint8_t *)(rh + 1);
-		if (msgs[i].key_len != 0) {
-			memcpy(d, msgs[i].key, msgs[i].key_len);
+		shmq_msg_t *m = &msgs[done];
+		if (m->key_len != 0) {
+			memcpy(d, m->key, m->key_len);
 		}
 		SHMQI_POINT(POINT_MID_COPY);
-		if (msgs[i].value_len != 0) {
-			memcpy(d + msgs[i].key_len, msgs[i].value,
-			    msgs[i].value_len);
+		if (m->value_len != 0) {
+			memcpy(d + m->key_len, m->value, m->value_len);
 		}
-		msgs[i].timestamp =
-		    msgs[i].timestamp ? msgs[i].timestamp : now;
-		rh->rec_timestamp = msgs[i].timestamp;
-		msgs[i].partition = (int32_t)part;
-		msgs[i].offset = first + i;
+		m->timestamp = m->timestamp ? m->timestamp : now;
+		rh->rec_timestamp = m->timestamp;
+		m->partition = (int32_t)part;
+		m->offset = first + done;
 		SHMQI_POINT(POINT_BEFORE_COMMIT);
-		if ((rc = shmqi_ring_commit_rec(r, p->items[i].pos)) != 0) {
-			break; /* reclaimed: we stalled past stall_ms */
+		if ((rc = shmqi_ring_commit_rec(r, p->items[done].pos)) != 0) {
+			break;
 		}
+	}
+	for (size_t j = done + 1; j < n; j++) {
+		(void)shmqi_ring_abort_rec(r, p->items[j].pos);
 	}
 	SHMQI_POINT(POINT_AFTER_COMMIT);
 	shmqi_ring_advance(r);
-	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {
-		rc = wait_visible(p, r, p->items[n - 1].pos);
+	if (done == 0) {
+		return rc;
 	}
-	return rc;
+	if (p->acks >= SHMQ_ACKS_LEADER) {
+		(void)wait_visible(p, r, p->items[done - 1].pos);
+	}
+	return (ssize_t)done;
 }
 
 int
@@ -401,7 +443,8 @@ shmq_send(shmq_producer_t *p, shmq_msg_t *m)
 	    (rc = pick_partition(p, m, &part)) || (rc = ensure_items(p, 1))) {
 		return rc;
 	}
-	return append_run(p, part, m, 1);
+	ssize_t k = append_run(p, part, m, 1);
+	return k == 1 ? 0 : (int)k;
 }
 
 ssize_t
@@ -436,16 +479,20 @@ shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 		while (done + run < n && parts[done + run] == parts[done]) {
 			run++;
 		}
-		int arc = append_run(p, parts[done], msgs + done, run);
-		while (arc == -EMSGSIZE && run > 1) {
+		ssize_t k = append_run(p, parts[done], msgs + done, run);
+		while (k == -EMSGSIZE && run > 1) {
 			run /= 2; /* more than half a ring: split */
-			arc = append_run(p, parts[done], msgs + done, run);
+			k = append_run(p, parts[done], msgs + done, run);
 		}
-		if (arc != 0) {
-			rc = arc;
+		if (k < 0) {
+			rc = (int)k;
 			break;
 		}
-		done += run;
+		done += (size_t)k;
+		if ((size_t)k < run) {
+			rc = SHMQ_ERECLAIMED;
+			break;
+		}
 	}
 	free(parts);
 	return done > 0 ? (ssize_t)done : rc;
@@ -454,6 +501,36 @@ shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 void (*volatile shmqi_test_hook)(int point);
 
 #define SLICE_MAGIC 0x51c3000000000000ull
+
+/* Open slices, so that close can abort them. */
+static int
+slice_track(shmq_producer_t *p, uint32_t part, uint64_t pos)
+{
+	if (p->nopen == p->open_cap) {
+		size_t cap = p->open_cap ? p->open_cap * 2 : 8;
+		void *o = realloc(p->open, cap * sizeof *p->open);
+		if (o == NULL) {
+			return -ENOMEM;
+		}
+		p->open = o;
+		p->open_cap = cap;
+	}
+	p->open[p->nopen].part = part;
+	p->open[p->nopen].pos = pos;
+	p->nopen++;
+	return 0;
+}
+
+static void
+slice_untrack(shmq_producer_t *p, uint32_t part, uint64_t pos)
+{
+	for (size_t k = 0; k < p->nopen; k++) {
+		if (p->open[k].part == part && p->open[k].pos == pos) {
+			p->open[k] = p->open[--p->nopen];
+			return;
+		}
+	}
+}
 
 int
 shmq_reserve(shmq_producer_t *p, int32_t partition, size_t key_len,
@@ -496,7 +573,12 @@ shmq_reserve(shmq_producer_t *p, int32_t partition, size_t key_len,
 	s->offset = first;
 	s->opaque_[0] = p->items[0].pos;
 	s->opaque_[1] = SLICE_MAGIC | part;
-	return 0;
+	if ((rc = slice_track(p, part, p->items[0].pos)) != 0) {
+		(void)shmqi_ring_abort_rec(r, p->items[0].pos);
+		shmqi_ring_advance(r);
+		memset(s, 0, sizeof *s);
+	}
+	return rc;
 }
 
 static int
@@ -526,11 +608,12 @@ shmq_commit(shmq_producer_t *p, shmq_slice_t *s)
 	if (rc != 0) {
 		return rc;
 	}
+	slice_untrack(p, (uint32_t)s->opaque_[1], s->opaque_[0]);
 	shmqi_rec_at(r, s->opaque_[0])->rec_timestamp = shmqi_now_ns();
 	rc = shmqi_ring_commit_rec(r, s->opaque_[0]);
 	shmqi_ring_advance(r);
 	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {
-		rc = wait_visible(p, r, s->opaque_[0]);
+		(void)wait_visible(p, r, s->opaque_[0]);
 	}
 	s->opaque_[1] = 0; /* a slice is committed once */
 	return rc;
@@ -544,6 +627,7 @@ shmq_abort(shmq_producer_t *p, shmq_slice_t *s)
 	if (rc != 0) {
 		return rc;
 	}
+	slice_untrack(p, (uint32_t)s->opaque_[1], s->opaque_[0]);
 	rc = shmqi_ring_abort_rec(r, s->opaque_[0]);
 	shmqi_ring_advance(r);
 	s->opaque_[1] = 0;

@@ -591,8 +591,13 @@ shmqi_ring_reserve(
 			    &h->hdr_start_pos, sp, memory_order_release);
 		}
 	}
-	atomic_store_explicit(
-	    &h->hdr_wrap_pos, w + clear, memory_order_relaxed);
+	/* Never lower it: after a repair the dead writer's larger value
+	 * still marks bytes it may have overwritten. */
+	if (atomic_load_explicit(&h->hdr_wrap_pos, memory_order_relaxed) <
+	    w + clear) {
+		atomic_store_explicit(
+		    &h->hdr_wrap_pos, w + clear, memory_order_relaxed);
+	}
 	/* Pairs with the acquire fence in readers' lap checks: a reader
 	 * that sees any byte written below sees the new wrap_pos too. */
 	atomic_thread_fence(memory_order_release);
@@ -745,8 +750,13 @@ shmqi_ring_advance(struct ring *r)
 			}
 			uint64_t ext = rec_extent(r, p, len);
 			if (ext == 0) {
-				/* cp was stale and the ring moved on, or the
-				 * header is garbage: the CAS below decides. */
+				/* Our cp was stale and the ring moved on — or,
+				 * if no one has advanced past p, the header
+				 * between the watermarks is garbage, which no
+				 * later commit will ever get past. */
+				if (atomic_load(&h->hdr_committed_pos) <= p) {
+					ring_fail(r);
+				}
 				break;
 			}
 			p += ext;
@@ -787,10 +797,14 @@ shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns)
 	}
 	uint32_t owner = rh->rec_owner;
 	uint32_t slot = owner >> 24, gen = owner & REC_OWNER_GEN_MASK;
-	bool dead = slot >= RING_CLIENTS ||
-	    (atomic_load(&h->hdr_clients[slot].cl_gen) & REC_OWNER_GEN_MASK) !=
-	        gen ||
-	    !shmqi_lock_held(r->fd, LOCK_CLIENT_BASE + slot);
+	/* F_OFD_GETLK cannot see our own lock: our own reservation is
+	 * alive by definition. */
+	bool mine = owner == r->owner;
+	bool dead = !mine &&
+	    (slot >= RING_CLIENTS ||
+	        (atomic_load(&h->hdr_clients[slot].cl_gen) &
+	            REC_OWNER_GEN_MASK) != gen ||
+	        !shmqi_lock_held(r->fd, LOCK_CLIENT_BASE + slot));
 	bool stalled = r->stall_ms != 0 &&
 	    shmqi_mono_ns() - stuck_since_ns >= (int64_t)r->stall_ms * 1000000;
 	if (!dead && !stalled) {
@@ -809,6 +823,20 @@ shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns)
 	}
 	shmqi_ring_advance(r);
 	return true;
+}
+
+bool
+shmqi_ring_blocked_by_self(struct ring *r)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t cp = atomic_load(&h->hdr_committed_pos);
+	uint64_t ep =
+	    atomic_load_explicit(&h->hdr_end_pos, memory_order_acquire);
+	if (cp >= ep || !shmqi_hdr_fits(r, cp)) {
+		return false;
+	}
+	struct rec_hdr *rh = shmqi_rec_at(r, cp);
+	return atomic_load(&rh->rec_len) == 0 && rh->rec_owner == r->owner;
 }
 
 uint64_t

@@ -94,6 +94,13 @@ shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd)
 	if (f < 0) {
 		return -errno;
 	}
+	/* The umask must not narrow a group-shared instance (0660). */
+	if (fchmod(f, mode) != 0) {
+		rc = -errno;
+		close(f);
+		unlink(path);
+		return rc;
+	}
 	/* Reserve the pages now: on tmpfs a full file system then fails
 	 * here with ENOSPC instead of raising SIGBUS on first touch. */
 	rc = posix_fallocate(f, 0, (off_t)size);
@@ -109,6 +116,15 @@ shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd)
 	}
 	*fd = f;
 	return 0;
+}
+
+bool
+shmqi_ours(const struct stat *st, unsigned mode)
+{
+	/* Ours, or — in a group-shared instance (mode 0660) — our group's:
+	 * then other members of the group created it. */
+	return st->st_uid == geteuid() ||
+	    ((mode & 0060) != 0 && group_member(st->st_gid));
 }
 
 int
@@ -130,7 +146,7 @@ shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size)
 		return rc;
 	}
 	/* Owner check: only our own files, and no wider mode than asked. */
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	if (!S_ISREG(st.st_mode) || !shmqi_ours(&st, mode) ||
 	    (st.st_mode & 0777 & ~mode) != 0) {
 		close(f);
 		return -EPERM;
@@ -353,6 +369,10 @@ shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
 	    tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		return -errno;
+	}
+	if (fchmod(fd, mode) != 0) { /* as asked, whatever the umask */
+		rc = -errno;
+		goto fail;
 	}
 	const char *p = data;
 	size_t left = len;

@@ -392,7 +392,8 @@ shmq_offset_for_time(shmq_t *q, const char *topic, uint32_t part,
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		uint64_t found = shmqi_ring_committed_off(&r);
 		bool bad = false;
-		if (((sp | cp) & (REC_ALIGN - 1)) != 0) {
+		if (((sp | cp) & (REC_ALIGN - 1)) != 0 || cp < sp ||
+		    cp - sp > r.cap) {
 			shmqi_ring_close(&r);
 			return SHMQ_ECORRUPT; /* positions are 8-aligned */
 		}

@@ -81,8 +81,8 @@ SHMQ_API const char *shmq_version(void);
 #define SHMQ_EDELETED (SHMQ_ERRBASE - 8)
 /* The partition is not owned by this group member (rebalanced away). */
 #define SHMQ_ENOTOWNER (SHMQ_ERRBASE - 9)
-/* The ring is full and the topic's overflow policy is `block`, or a
- * zero-copy view was overwritten before it was released. */
+/* A zero-copy view was overwritten before it was released (see
+ * shmq_release): what was read from it is void. */
 #define SHMQ_ESTALE (SHMQ_ERRBASE - 10)
 
 /* Never NULL.  Covers 0, -errno and every SHMQ_E*; thread-safe. */
@@ -257,7 +257,8 @@ SHMQ_API void shmq_producer_options_init(shmq_producer_options_t *opts);
 SHMQ_API int shmq_producer_open(shmq_t *q, const char *topic,
     const shmq_producer_options_t *opts, shmq_producer_t **p);
 
-/* Abort open reservations and close.  Accepts NULL. */
+/* Abort the slices this handle still has reserved (their offsets become
+ * gaps), and close.  Accepts NULL. */
 SHMQ_API void shmq_producer_close(shmq_producer_t *p);
 
 /* Pass as `partition` to choose by key (murmur2, as Kafka's Java
@@ -277,18 +278,27 @@ typedef struct shmq_msg {
 
 /*
  * Append one record.  On success m->partition, m->timestamp and
- * m->offset say where it went.  Blocks only on a full `block` topic (up
- * to timeout_ms).  Errors: -EINVAL (partition out of range, NULL data
- * with non-zero length), -EMSGSIZE (record larger than ring/4),
- * -EAGAIN (timeout on a full ring), SHMQ_EDELETED, SHMQ_EFAILED.
+ * m->offset say where it went.  Blocks only on a full ring (up to
+ * timeout_ms) and, with acks LEADER, until the record is visible: if an
+ * earlier reservation of another producer still hides it when
+ * timeout_ms has passed (or it is this handle's own open slice), the
+ * send returns 0 all the same — the record is appended and becomes
+ * visible once that reservation is settled.  A send that returns an
+ * error appended nothing, so retrying it cannot duplicate.  Errors:
+ * -EINVAL (partition out of range, NULL data with non-zero length),
+ * -EMSGSIZE (record larger than ring/4, key over 65535 bytes), -EAGAIN
+ * (no room within timeout_ms), -EDEADLK (no room, and what holds the
+ * ring is this handle's own open slice), SHMQ_ERECLAIMED (this producer
+ * stalled longer than stall_ms between reserving and committing),
+ * SHMQ_EDELETED, SHMQ_EFAILED.
  */
 SHMQ_API int shmq_send(shmq_producer_t *p, shmq_msg_t *m);
 
 /* Append n records with one reservation per partition run.  Returns how
- * many were appended (all of them, or fewer with the error of the first
- * that failed reported on the next call), or a negative error if none
- * was.  Records to one partition keep their order and get consecutive
- * offsets. */
+ * many were appended, from the first on: all of them, or fewer when one
+ * failed (send the rest again to see its error; msgs[k].offset is set
+ * for each k appended), or a negative error if none was.  Records to
+ * one partition keep their order and get consecutive offsets. */
 SHMQ_API ssize_t shmq_send_batch(
     shmq_producer_t *p, shmq_msg_t *msgs, size_t n);
 
@@ -367,7 +377,8 @@ SHMQ_API void shmq_consumer_options_init(shmq_consumer_options_t *opts);
  * assignment; it starts each from the group's committed offset, or the
  * reset policy.  Without a group it reads nothing until shmq_assign.
  * Errors: -ENOENT (no topic), -EINVAL, -EMFILE (group full: 64
- * members), SHMQ_ECORRUPT/SHMQ_EVERSION.
+ * members), -ENOSPC (a `block` topic already gates 32 groups),
+ * SHMQ_ECORRUPT/SHMQ_EVERSION.
  */
 SHMQ_API int shmq_consumer_open(shmq_t *q, const char *topic,
     const shmq_consumer_options_t *opts, shmq_consumer_t **c);
@@ -384,7 +395,9 @@ SHMQ_API int shmq_assign(
 
 /* Next read of `partition` starts at `offset`.  Offsets below the log
  * start or above its end take the reset policy when read.  The
- * partition must be assigned (in a group: owned now) or -EINVAL. */
+ * partition must be assigned (in a group: owned now) or -EINVAL.  On a
+ * `block` topic, records below the group's committed offset are not
+ * held for it: reading there, a member may be lapped (SHMQ_ELAPPED). */
 SHMQ_API int shmq_seek(
     shmq_consumer_t *c, uint32_t partition, uint64_t offset);
 
@@ -420,10 +433,12 @@ typedef struct shmq_record {
  */
 SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r, int timeout_ms);
 
-/* Return a borrowed record.  0, or SHMQ_ESTALE if on a `drop` topic the
- * ring overwrote it while it was borrowed: whatever was read from it
- * must be discarded (the consumer then continues as after
- * SHMQ_ELAPPED). */
+/* Return a borrowed record.  0, or SHMQ_ESTALE if the ring overwrote it
+ * while it was borrowed (possible on `drop` topics, for standalone
+ * consumers, and below a group's committed offset): whatever was read
+ * from it must be discarded (the consumer then continues as after
+ * SHMQ_ELAPPED).  A commit made while a record is borrowed keeps that
+ * record from being overwritten until it is released. */
 SHMQ_API int shmq_release(shmq_consumer_t *c, shmq_record_t *r);
 
 /*

@@ -12,7 +12,8 @@
 #include "helpers.h"
 
 extern const struct th_suite suite_codec, suite_ring, suite_api,
-    suite_consumer, suite_group, suite_crash, suite_corrupt, suite_fault;
+    suite_consumer, suite_group, suite_crash, suite_corrupt, suite_fault,
+    suite_contract;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -23,6 +24,7 @@ static const struct th_suite *const suites[] = {
 	&suite_crash,
 	&suite_corrupt,
 	&suite_fault,
+	&suite_contract,
 };
 
 static int
