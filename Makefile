@@ -23,6 +23,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 B ?= build
 CC ?= cc
@@ -38,7 +39,7 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN) -MMD -MP \
 	-Ilibshmq/include -pthread
 ALL_CFLAGS := $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS)
 ALL_LDFLAGS := $(SAN) -pthread $(LDFLAGS)
-LIB_LIBS := -lisal -lpthread
+LIB_LIBS := -lisal -luring -lpthread
 
 ifeq ($(V),1)
 Q :=
@@ -53,6 +54,7 @@ COMMON_SRC := $(sort $(wildcard tools/common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/obj/%.o)
 CTL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard tools/shmqctl/*.c)))
 PERF_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard tools/perf/*.c)))
+REPL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard replicator/*.c)))
 EX_SRC := $(sort $(wildcard examples/*.c))
 EX_BIN := $(EX_SRC:examples/%.c=$(B)/bin/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -65,12 +67,13 @@ SO := $(B)/lib/libshmq.so.$(ABI_VERSION)
 STATIC := $(B)/lib/libshmq.a
 CTL := $(B)/bin/shmqctl
 PERF := $(B)/bin/shmq-perf
+REPL := $(B)/bin/shmq-replicator
 TESTS := $(B)/bin/shmq-tests
 
 .PHONY: all lib clean test test-unit test-cli test-long demo asan install \
 	uninstall format format-check deps check analyze
 
-all: lib $(CTL) $(PERF) $(EX_BIN) $(BENCH_BIN) $(B)/lib/shmq.pc
+all: lib $(CTL) $(PERF) $(REPL) $(EX_BIN) $(BENCH_BIN) $(B)/lib/shmq.pc
 
 lib: $(SO) $(B)/lib/$(SONAME) $(B)/lib/libshmq.so $(STATIC)
 
@@ -111,6 +114,12 @@ $(PERF): $(PERF_OBJ) $(COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS) -lm
+
+# The replicator uses only shmq.h, like the tools.
+$(REPL): $(REPL_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS)
 
 # Examples use only shmq.h and link the shared library, as users would.
 $(B)/bin/examples/%: examples/%.c $(SO) $(B)/lib/libshmq.so
@@ -161,7 +170,8 @@ demo: deps all
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 644 libshmq/include/shmq.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SO)) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -170,15 +180,19 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 		libshmq/shmq.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/shmq.pc
-	install -m 755 $(CTL) $(PERF) $(DESTDIR)$(BINDIR)/
-	for m in libshmq/man/*.[137]; do \
+	install -m 755 $(CTL) $(PERF) $(REPL) $(DESTDIR)$(BINDIR)/
+	for m in libshmq/man/*.[1378]; do \
 		s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|' \
+		replicator/shmq-replicator.service \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/shmq-replicator.service
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmq.h $(DESTDIR)$(LIBDIR)/libshmq.* \
 		$(DESTDIR)$(PKGCONFIGDIR)/shmq.pc $(DESTDIR)$(BINDIR)/shmqctl \
-		$(DESTDIR)$(BINDIR)/shmq-perf
-	for m in libshmq/man/*.[137]; do \
+		$(DESTDIR)$(BINDIR)/shmq-perf $(DESTDIR)$(BINDIR)/shmq-replicator \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/shmq-replicator.service
+	for m in libshmq/man/*.[1378]; do \
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 FORMAT_SRC = $(wildcard libshmq/*.c libshmq/*.h libshmq/include/*.h \

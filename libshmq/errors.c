@@ -14,8 +14,9 @@ static const struct {
 	{ SHMQ_EVERSION, "incompatible shmq layout version" },
 	{ SHMQ_EFAILED, "partition failed; close and reopen" },
 	{ SHMQ_ENOREPLICATOR,
-	    "this ack level needs shmq-replicator, which is not available "
-	    "yet (use acks none or leader)" },
+	    "no shmq-replicator is running for this instance (start one "
+	    "with: shmq-replicator --home HOME); acks all also needs "
+	    "replication, which does not exist yet" },
 	{ SHMQ_ELAPPED, "consumer was lapped: records were overwritten" },
 	{ SHMQ_EOUTOFRANGE, "offset out of range and reset policy is error" },
 	{ SHMQ_ERECLAIMED, "reservation was reclaimed after a stall" },

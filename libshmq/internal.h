@@ -65,7 +65,15 @@ struct topic_meta {
 	uint32_t partitions;
 	uint64_t ring_size;
 	int overflow;
+	int durability; /* enum shmq_durability */
+	int fsync; /* enum shmq_fsync */
+	uint32_t fsync_interval_ms;
+	uint64_t segment_bytes;
 };
+
+#define SEGMENT_BYTES_DEFAULT (64ull << 20)
+#define SEGMENT_BYTES_MIN (64ull << 10)
+#define FSYNC_INTERVAL_MAX 60000u
 
 int shmqi_topic_load(const shmq_t *q, const char *name, struct topic_meta *m);
 
@@ -222,6 +230,46 @@ extern void (*volatile shmqi_test_hook)(int point);
 uint32_t shmqi_crc32c(uint32_t crc, const void *buf, size_t len);
 uint32_t shmqi_murmur2(const void *key, size_t len);
 uint32_t shmqi_rec_crc(const struct rec_hdr *h, const void *payload);
+
+/* ---- persistence ---------------------------------------------------- */
+
+/* A partition's segment files (segment.c). */
+struct segment {
+	int dirfd, fd;
+	unsigned mode;
+	uint64_t base; /* first offset of the current segment */
+	uint64_t size; /* bytes of whole records in it */
+	uint64_t end_off; /* offset after its last record */
+	uint64_t truncated; /* bytes recovery cut off its tail */
+};
+/* Open (making as needed) the partition's segments and recover the
+ * last one: a torn tail is cut off. */
+int shmqi_seg_open(
+    const shmq_t *q, const char *topic, uint32_t part, struct segment *sg);
+/* Start a new segment whose first record has offset `base`. */
+int shmqi_seg_roll(struct segment *sg, uint64_t base);
+void shmqi_seg_close(struct segment *sg);
+/* Bytes of buf[0..len) that are whole, valid records of a segment
+ * starting at offset `base`; *next_off is the offset after them. */
+uint64_t shmqi_seg_valid(
+    const uint8_t *buf, uint64_t len, uint64_t base, uint64_t *next_off);
+
+/* The disk seam (persist_uring.c). */
+struct shmqi_pio;
+struct iovec;
+int shmqi_pio_open(struct shmqi_pio **io);
+void shmqi_pio_close(struct shmqi_pio *io);
+/* Write iov[0..n) at off (completing short writes); with `sync`, then
+ * fdatasync, linked after the write.  0 or -errno. */
+int shmqi_pio_write(struct shmqi_pio *io, int fd, const struct iovec *iov,
+    int n, uint64_t off, bool sync);
+int shmqi_pio_sync(struct shmqi_pio *io, int fd);
+
+/* Is a persister (shmq-replicator) running for this instance? */
+bool shmqi_persister_alive(const shmq_t *q);
+/* The OS operation counter the fault injection uses (shm_linux.c):
+ * 0, or the negative errno a test asked for. */
+int shmqi_fault_hit(void);
 
 /* ---- groups -------------------------------------------------------- */
 

@@ -55,6 +55,7 @@
 #define RING_F_DELETED 0x1u /* topic deleted: handles stop */
 #define RING_F_FAILED 0x2u /* sticky failure: corrupt state seen */
 #define RING_F_EXCL_DIRTY 0x4u /* an exclusive writer is (or was) active */
+#define RING_F_PERSISTENT 0x8u /* space is reused only below durable_pos */
 
 struct ring_client {
 	_Atomic uint32_t cl_gen; /* bumped on every claim: owner words
@@ -119,6 +120,15 @@ struct ring_hdr {
 	_Atomic uint32_t hdr_space_waiters;
 	_Atomic uint64_t hdr_aborted;
 
+	/* Persistent topics: every record below durable_pos is on disk
+	 * under the topic's fsync policy.  Written by the persister only. */
+	alignas(HOT_LINE) _Atomic uint64_t hdr_durable_pos;
+	_Atomic uint64_t hdr_durable_off;
+	_Atomic uint32_t hdr_durable_seq; /* futex word */
+	_Atomic uint32_t hdr_durable_waiters; /* DURABLE producers asleep */
+	_Atomic int32_t hdr_persist_err; /* sticky: -errno, or 0 */
+	uint32_t hdr_pad2;
+
 	alignas(HOT_LINE) struct ring_client hdr_clients[RING_CLIENTS];
 	struct ring_gate hdr_gates[RING_GATES];
 };
@@ -130,7 +140,8 @@ _Static_assert(offsetof(struct ring_hdr, hdr_lock) == 128, "lock line");
 _Static_assert(offsetof(struct ring_hdr, hdr_start_pos) == 256, "head");
 _Static_assert(offsetof(struct ring_hdr, hdr_committed_pos) == 384, "c");
 _Static_assert(offsetof(struct ring_hdr, hdr_space_seq) == 512, "space");
-_Static_assert(offsetof(struct ring_hdr, hdr_clients) == 640, "clients");
+_Static_assert(offsetof(struct ring_hdr, hdr_durable_pos) == 640, "dur");
+_Static_assert(offsetof(struct ring_hdr, hdr_clients) == 768, "clients");
 _Static_assert(sizeof(pthread_mutex_t) == 40, "glibc x86-64 mutex");
 _Static_assert(sizeof(struct ring_client) == 16, "client slot");
 _Static_assert(sizeof(struct ring_gate) == 16, "gate");

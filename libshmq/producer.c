@@ -17,6 +17,7 @@
 
 #define STICKY_DEFAULT 1024u
 #define SPACE_SLICE_MS 20 /* re-check gates of groups that died */
+#define DURABLE_SLICE_MS 100 /* re-check that the persister lives */
 #define BATCH_ITEMS_MIN 64u
 
 void
@@ -96,8 +97,8 @@ producer_open(shmq_t *q, const char *topic,
 	    (o.flags & ~SHMQ_PRODUCER_EXCLUSIVE) != 0 || o.timeout_ms < -1) {
 		return -EINVAL;
 	}
-	if (o.acks >= SHMQ_ACKS_DURABLE) {
-		return SHMQ_ENOREPLICATOR;
+	if (o.acks == SHMQ_ACKS_ALL) {
+		return SHMQ_ENOREPLICATOR; /* replication is not built yet */
 	}
 	shmq_producer_t *p = calloc(1, sizeof *p);
 	if (p == NULL) {
@@ -112,6 +113,17 @@ producer_open(shmq_t *q, const char *topic,
 	    o.sticky_records ? o.sticky_records : STICKY_DEFAULT;
 	if ((rc = shmqi_topic_load(q, topic, &p->meta)) != 0) {
 		goto fail;
+	}
+	if (p->acks == SHMQ_ACKS_DURABLE) {
+		/* Refuse up front rather than append and then fail. */
+		if (p->meta.durability != SHMQ_DURABILITY_PERSISTENT) {
+			rc = -EINVAL; /* a volatile topic has no disk */
+			goto fail;
+		}
+		if (!shmqi_persister_alive(q)) {
+			rc = SHMQ_ENOREPLICATOR;
+			goto fail;
+		}
 	}
 	p->rings = calloc(p->meta.partitions, sizeof *p->rings);
 	if (p->rings == NULL) {
@@ -290,8 +302,14 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 			return rc;
 		}
 		if (shmqi_ring_blocked_by_self(r)) {
-			return -EDEADLK; /* our own open slice holds the ring
-			                  */
+			/* Our own open slice holds the ring. */
+			return -EDEADLK;
+		}
+		if (p->meta.durability == SHMQ_DURABILITY_PERSISTENT &&
+		    !shmqi_persister_alive(p->q)) {
+			/* Space comes back only once on disk: without a
+			 * persister it never would. */
+			return SHMQ_ENOREPLICATOR;
 		}
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		if (cp != stuck_pos) {
@@ -339,6 +357,46 @@ wait_visible(shmq_producer_t *p, struct ring *r, uint64_t pos)
 		if (shmqi_mono_ns() - since >=
 		    (int64_t)r->reclaim_ms * 1000000) {
 			(void)shmqi_ring_reclaim(r, since);
+		}
+	}
+	return 0;
+}
+
+/* DURABLE: wait until the durable watermark passes pos.  The record is
+ * appended already; an error here means "not known to be on disk"
+ * (like Kafka's NotEnoughReplicasAfterAppend): -ETIMEDOUT, the
+ * persister gone (SHMQ_ENOREPLICATOR: it persists the record when it
+ * comes back), or the partition's disk failed (SHMQ_EFAILED). */
+static int
+wait_durable(shmq_producer_t *p, struct ring *r, uint64_t pos)
+{
+	struct ring_hdr *h = r->hdr;
+	int64_t deadline = deadline_for(p->timeout_ms);
+
+	while (atomic_load(&h->hdr_durable_pos) <= pos) {
+		int rc = shmqi_ring_check(r);
+		if (rc != 0) {
+			return rc;
+		}
+		if (atomic_load(&h->hdr_persist_err) != 0) {
+			return SHMQ_EFAILED;
+		}
+		if (!shmqi_persister_alive(p->q)) {
+			return SHMQ_ENOREPLICATOR;
+		}
+		uint32_t seq = atomic_load(&h->hdr_durable_seq);
+		/* seq_cst increment, then a fence before the re-check: pairs
+		 * with the persister's store of durable_pos and load of the
+		 * waiter count. */
+		atomic_fetch_add(&h->hdr_durable_waiters, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		int ms = remaining_ms(deadline, DURABLE_SLICE_MS);
+		if (atomic_load(&h->hdr_durable_pos) <= pos && ms > 0) {
+			shmqi_futex_wait(&h->hdr_durable_seq, seq, ms);
+		}
+		atomic_fetch_sub(&h->hdr_durable_waiters, 1);
+		if (ms == 0) {
+			return -ETIMEDOUT;
 		}
 	}
 	return 0;
@@ -427,6 +485,10 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 	}
 	if (p->acks >= SHMQ_ACKS_LEADER) {
 		(void)wait_visible(p, r, p->items[done - 1].pos);
+	}
+	if (p->acks == SHMQ_ACKS_DURABLE &&
+	    (rc = wait_durable(p, r, p->items[done - 1].pos)) != 0) {
+		return rc;
 	}
 	return (ssize_t)done;
 }
@@ -614,6 +676,9 @@ shmq_commit(shmq_producer_t *p, shmq_slice_t *s)
 	shmqi_ring_advance(r);
 	if (rc == 0 && p->acks >= SHMQ_ACKS_LEADER) {
 		(void)wait_visible(p, r, s->opaque_[0]);
+	}
+	if (rc == 0 && p->acks == SHMQ_ACKS_DURABLE) {
+		rc = wait_durable(p, r, s->opaque_[0]);
 	}
 	s->opaque_[1] = 0; /* a slice is committed once */
 	return rc;

@@ -136,6 +136,9 @@ ring_create(const shmq_t *q, const struct topic_meta *m, uint32_t part,
 	if ((rc = shmqi_mutex_init_shared(&h->hdr_lock)) != 0) {
 		goto out;
 	}
+	if (m->durability == SHMQ_DURABILITY_PERSISTENT) {
+		atomic_store(&h->hdr_flags, RING_F_PERSISTENT);
+	}
 	/* Index entries start at 0, a valid position: readers check the
 	 * record there carries the offset they look for before using it. */
 	/* The version word goes last, with release: an opener that sees it
@@ -564,6 +567,12 @@ shmqi_ring_reserve(
 		uint64_t need = w + clear - r->cap;
 		if (need > atomic_load(&h->hdr_committed_pos)) {
 			return -EAGAIN; /* full of incomplete records */
+		}
+		if ((atomic_load_explicit(
+		         &h->hdr_flags, memory_order_relaxed) &
+		        RING_F_PERSISTENT) &&
+		    need > atomic_load(&h->hdr_durable_pos)) {
+			return -EAGAIN; /* not on disk yet */
 		}
 		if (h->hdr_overflow == SHMQ_OVERFLOW_BLOCK &&
 		    need > gate_limit(r, need)) {

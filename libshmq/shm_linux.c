@@ -3,8 +3,8 @@
  * creating, opening and mapping files, OFD locks (liveness), futexes
  * (sleeping), clocks, and atomic metadata writes.
  *
- * Every operation that can fail passes through fault_hit(), so a test can
- * make the Nth operation fail — once or from then on — and check that the
+ * Every operation that can fail passes through shmqi_fault_hit(), so a test
+ * can make the Nth operation fail — once or from then on — and check that the
  * caller cleans up and reports the error (SQLite's I/O-error loops).
  *
  * Files are created with O_EXCL|O_NOFOLLOW and opened with O_NOFOLLOW,
@@ -47,8 +47,8 @@ shmqi_fault_count(void)
 }
 
 /* Returns 0 or the negative errno the test asked for. */
-static int
-fault_hit(void)
+int
+shmqi_fault_hit(void)
 {
 	long nth = atomic_load_explicit(&fault_nth, memory_order_relaxed);
 	if (nth == 0) {
@@ -84,7 +84,7 @@ shmqi_mono_ns(void)
 int
 shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd)
 {
-	int rc = fault_hit();
+	int rc = shmqi_fault_hit();
 	*fd = -1;
 	if (rc != 0) {
 		return rc;
@@ -105,7 +105,7 @@ shmqi_file_create(const char *path, unsigned mode, uint64_t size, int *fd)
 	 * here with ENOSPC instead of raising SIGBUS on first touch. */
 	rc = posix_fallocate(f, 0, (off_t)size);
 	if (rc == 0) {
-		rc = fault_hit();
+		rc = shmqi_fault_hit();
 	} else {
 		rc = -rc;
 	}
@@ -131,7 +131,7 @@ int
 shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size)
 {
 	struct stat st;
-	int rc = fault_hit();
+	int rc = shmqi_fault_hit();
 	*fd = -1;
 	if (rc != 0) {
 		return rc;
@@ -167,7 +167,7 @@ shmqi_file_open(const char *path, unsigned mode, int *fd, uint64_t *size)
 int
 shmqi_map(int fd, size_t len, void **addr)
 {
-	int rc = fault_hit();
+	int rc = shmqi_fault_hit();
 	*addr = NULL;
 	if (rc != 0) {
 		return rc;
@@ -230,7 +230,7 @@ int
 shmqi_lock_byte(int fd, int64_t byte, bool exclusive)
 {
 	short type = exclusive ? F_WRLCK : F_RDLCK;
-	int rc = fault_hit();
+	int rc = shmqi_fault_hit();
 	if (rc == 0) {
 		rc = ofd(fd, F_OFD_SETLK, &type, byte);
 	}
@@ -241,7 +241,7 @@ int
 shmqi_lock_byte_wait(int fd, int64_t byte)
 {
 	short type = F_WRLCK;
-	int rc = fault_hit();
+	int rc = shmqi_fault_hit();
 	return rc != 0 ? rc : ofd(fd, F_OFD_SETLKW, &type, byte);
 }
 
@@ -361,7 +361,7 @@ shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
 	    snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) {
 		return -ENAMETOOLONG;
 	}
-	if ((rc = fault_hit()) != 0) {
+	if ((rc = shmqi_fault_hit()) != 0) {
 		return rc;
 	}
 	unlink(tmp);
@@ -389,7 +389,7 @@ shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
 		left -= (size_t)w;
 	}
 	/* The data must be on disk before the rename makes it visible. */
-	if (fsync(fd) != 0 || (rc = fault_hit()) != 0) {
+	if (fsync(fd) != 0 || (rc = shmqi_fault_hit()) != 0) {
 		rc = rc != 0 ? rc : -errno;
 		goto fail;
 	}

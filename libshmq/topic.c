@@ -32,6 +32,66 @@ shmq_topic_config_init(shmq_topic_config_t *c)
 	c->partitions = 1;
 	c->ring_size = SHMQ_RING_SIZE_DEFAULT;
 	c->overflow = SHMQ_OVERFLOW_BLOCK;
+	c->durability = SHMQ_DURABILITY_VOLATILE;
+	c->fsync = SHMQ_FSYNC_ALWAYS;
+	c->segment_bytes = SEGMENT_BYTES_DEFAULT;
+}
+
+/* The persistence lines after the first five.  Every key is required,
+ * and the file ends with a newline: a file cut short anywhere is
+ * corrupt, never silently a different topic. */
+static int
+parse_persistence(const char *text, struct topic_meta *m)
+{
+	char key[32], val[32];
+	unsigned seen = 0;
+	size_t tl = strlen(text);
+	if (tl == 0 || text[tl - 1] != '\n') {
+		return SHMQ_ECORRUPT;
+	}
+	for (const char *l = strchr(text, '\n'); l != NULL && l[1] != '\0';
+	     l = strchr(l + 1, '\n')) {
+		if (sscanf(l + 1, "%31[a-z_]=%31[^\n]", key, val) != 2) {
+			continue;
+		}
+		char *end = NULL;
+		unsigned long long v = strtoull(val, &end, 10);
+		bool num = end != val && *end == '\0';
+		if (strcmp(key, "durability") == 0) {
+			seen |= 1;
+			if (strcmp(val, "persistent") == 0) {
+				m->durability = SHMQ_DURABILITY_PERSISTENT;
+			} else if (strcmp(val, "volatile") == 0) {
+				m->durability = SHMQ_DURABILITY_VOLATILE;
+			} else {
+				return SHMQ_ECORRUPT;
+			}
+		} else if (strcmp(key, "fsync") == 0) {
+			seen |= 2;
+			if (strcmp(val, "never") == 0) {
+				m->fsync = SHMQ_FSYNC_NEVER;
+			} else if (strcmp(val, "interval") == 0) {
+				m->fsync = SHMQ_FSYNC_INTERVAL;
+			} else if (strcmp(val, "always") == 0) {
+				m->fsync = SHMQ_FSYNC_ALWAYS;
+			} else {
+				return SHMQ_ECORRUPT;
+			}
+		} else if (strcmp(key, "fsync_interval_ms") == 0) {
+			seen |= 4;
+			if (!num || v > FSYNC_INTERVAL_MAX) {
+				return SHMQ_ECORRUPT;
+			}
+			m->fsync_interval_ms = (uint32_t)v;
+		} else if (strcmp(key, "segment_bytes") == 0) {
+			seen |= 8;
+			if (!num || v < SEGMENT_BYTES_MIN) {
+				return SHMQ_ECORRUPT;
+			}
+			m->segment_bytes = v;
+		}
+	}
+	return seen == 15 ? 0 : SHMQ_ECORRUPT;
 }
 
 static int
@@ -59,7 +119,7 @@ parse_meta(const char *text, struct topic_meta *m)
 	m->id = id;
 	m->partitions = (uint32_t)parts;
 	m->ring_size = ring;
-	return 0;
+	return parse_persistence(text, m);
 }
 
 int
@@ -93,7 +153,14 @@ check_config(const shmq_topic_config_t *c)
 	    c->ring_size > SHMQ_RING_SIZE_MAX ||
 	    (c->ring_size & (c->ring_size - 1)) != 0 ||
 	    (c->overflow != SHMQ_OVERFLOW_BLOCK &&
-	        c->overflow != SHMQ_OVERFLOW_DROP)) {
+	        c->overflow != SHMQ_OVERFLOW_DROP) ||
+	    (c->durability != SHMQ_DURABILITY_VOLATILE &&
+	        c->durability != SHMQ_DURABILITY_PERSISTENT) ||
+	    c->fsync < SHMQ_FSYNC_ALWAYS || c->fsync > SHMQ_FSYNC_NEVER ||
+	    (c->fsync == SHMQ_FSYNC_INTERVAL &&
+	        (c->fsync_interval_ms == 0 ||
+	            c->fsync_interval_ms > FSYNC_INTERVAL_MAX)) ||
+	    c->segment_bytes < SEGMENT_BYTES_MIN) {
 		return -EINVAL;
 	}
 	return 0;
@@ -122,12 +189,18 @@ shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
 	}
 	snprintf(dir, sizeof dir, "%s/topics", q->home);
 	snprintf(file, sizeof file, "%s.topic", name);
+	static const char *const fsyncs[] = { "always", "interval", "never" };
 	int len = snprintf(buf, sizeof buf,
 	    "version=1\nid=%016llx\npartitions=%u\nring_size=%llu\n"
-	    "overflow=%s\n",
+	    "overflow=%s\ndurability=%s\nfsync=%s\nfsync_interval_ms=%u\n"
+	    "segment_bytes=%llu\n",
 	    (unsigned long long)shmqi_random64(), c.partitions,
 	    (unsigned long long)c.ring_size,
-	    c.overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block");
+	    c.overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block",
+	    c.durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
+	                                               : "volatile",
+	    fsyncs[c.fsync], c.fsync_interval_ms,
+	    (unsigned long long)c.segment_bytes);
 
 	int lk = shmqi_instance_lock(q);
 	if (lk < 0) {
@@ -312,6 +385,10 @@ shmq_topic_describe(shmq_t *q, const char *name, shmq_topic_config_t *cfg)
 	cfg->partitions = m.partitions;
 	cfg->ring_size = m.ring_size;
 	cfg->overflow = m.overflow;
+	cfg->durability = m.durability;
+	cfg->fsync = m.fsync;
+	cfg->fsync_interval_ms = m.fsync_interval_ms;
+	cfg->segment_bytes = m.segment_bytes;
 	return 0;
 }
 
@@ -357,6 +434,9 @@ shmq_partition_info(
 	info->bytes_in = atomic_load(&h->hdr_bytes_in);
 	info->aborted = atomic_load(&h->hdr_aborted);
 	info->leader_epoch = atomic_load(&h->hdr_leader_epoch);
+	info->durable = atomic_load(&h->hdr_durable_off);
+	info->persist_err = atomic_load(&h->hdr_persist_err);
+	info->persister = shmqi_persister_alive(q);
 	for (uint32_t s = 0; s < RING_CLIENTS; s++) {
 		if (!shmqi_lock_held(r.fd, LOCK_CLIENT_BASE + s)) {
 			continue;

@@ -154,6 +154,19 @@ SHMQ_API const char *shmq_shm_dir(const shmq_t *q);
 /* Topics                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Whether a topic's records go to disk (shmq-replicator). */
+enum shmq_durability {
+	SHMQ_DURABILITY_VOLATILE = 0, /* shared memory only (default) */
+	SHMQ_DURABILITY_PERSISTENT = 1, /* segment files, by the replicator */
+};
+
+/* When a persistent topic's writes are flushed to the disk. */
+enum shmq_fsync {
+	SHMQ_FSYNC_ALWAYS = 0, /* every batch (group commit) */
+	SHMQ_FSYNC_INTERVAL = 1, /* every fsync_interval_ms */
+	SHMQ_FSYNC_NEVER = 2, /* leave it to the page cache */
+};
+
 enum shmq_overflow {
 	/* Producers wait for the slowest group that has a live member.
 	 * A group holds space from its *committed* offset, not from what
@@ -171,6 +184,13 @@ typedef struct shmq_topic_config {
 	uint64_t ring_size; /* bytes per partition ring, power of two,
 	                     * SHMQ_RING_SIZE_MIN..MAX (default 16 MiB) */
 	int overflow; /* enum shmq_overflow (default BLOCK) */
+	/* Persistence (needs shmq-replicator; default VOLATILE).  On a
+	 * persistent topic ring space is reused only once on disk. */
+	int durability; /* enum shmq_durability */
+	int fsync; /* enum shmq_fsync (default ALWAYS) */
+	uint32_t fsync_interval_ms; /* with SHMQ_FSYNC_INTERVAL */
+	uint32_t reserved_;
+	uint64_t segment_bytes; /* segment file size (default 64 MiB) */
 } shmq_topic_config_t;
 
 SHMQ_API void shmq_topic_config_init(shmq_topic_config_t *cfg);
@@ -206,6 +226,10 @@ typedef struct shmq_partition_info {
 	uint32_t consumers; /* live consumer handles */
 	uint32_t leader_epoch;
 	uint32_t reserved;
+	/* Persistent topics: */
+	uint64_t durable; /* every offset below is on disk */
+	int32_t persist_err; /* sticky write/flush error (-errno), or 0 */
+	uint32_t persister; /* 1 while a persister runs for the instance */
 } shmq_partition_info_t;
 
 /* Snapshot of one partition.  The fields are read without a lock, so
@@ -226,7 +250,8 @@ enum shmq_acks {
 	SHMQ_ACKS_NONE = 0, /* written into the ring (may still be
 	                     * hidden behind an earlier reservation) */
 	SHMQ_ACKS_LEADER = 1, /* visible to consumers (default) */
-	SHMQ_ACKS_DURABLE = 2, /* on local disk */
+	SHMQ_ACKS_DURABLE = 2, /* on local disk (persistent topics, with
+	                        * shmq-replicator running) */
 	SHMQ_ACKS_ALL = 3, /* on every in-sync replica */
 };
 
@@ -467,6 +492,49 @@ SHMQ_API ssize_t shmq_assignment(
 /* Records between this consumer's position and the end, over its
  * partitions. */
 SHMQ_API int shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records);
+
+/* ------------------------------------------------------------------ */
+/* Persistence engine (used by shmq-replicator)                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct shmq_persister shmq_persister_t;
+
+/* Log levels of the persister's messages. */
+enum shmq_log {
+	SHMQ_LOG_ERROR = 0,
+	SHMQ_LOG_WARN = 1,
+	SHMQ_LOG_INFO = 2,
+	SHMQ_LOG_DEBUG = 3,
+};
+
+/*
+ * Become the instance's persister: the one process that writes its
+ * persistent partitions to segment files under HOME/data.  Takes the
+ * instance's replicator lock (an OFD lock on HOME/replicator.lock, so a
+ * crash frees it): -EBUSY if another persister holds it, and then
+ * *holder (if not NULL) is its pid.  On start it recovers every
+ * persistent partition: verifies the tail of its last segment, truncates
+ * a torn tail, and aligns the ring with what is on disk.  `log` (may be
+ * NULL) receives its messages, from the calling thread.
+ */
+SHMQ_API int shmq_persister_open(shmq_t *q,
+    void (*log)(int level, const char *msg, void *arg), void *log_arg,
+    pid_t *holder, shmq_persister_t **out);
+
+/*
+ * One round: write what is committed in every persistent partition to
+ * its segments (io_uring), flush per the topic's fsync policy, advance
+ * the durable watermark and wake DURABLE producers; then wait up to
+ * timeout_ms for new commits.  New and deleted topics are noticed.
+ * Returns the number of records made durable.  A write or flush that
+ * fails is sticky for its partition (it stops acknowledging and says
+ * why in the log and in shmq_partition_info) and is not returned here;
+ * a negative return concerns the persister as a whole.
+ */
+SHMQ_API ssize_t shmq_persister_poll(shmq_persister_t *ps, int timeout_ms);
+
+/* Flush everything written, release the lock, free.  Accepts NULL. */
+SHMQ_API void shmq_persister_close(shmq_persister_t *ps);
 
 /* ------------------------------------------------------------------ */
 /* Groups (administration; members use shmq_consumer_open)            */

@@ -193,15 +193,15 @@ offs = [a["offset"] for a in acks]
 assert offs == [100, 101, 102], offs
 EOF
 
-# --- --acks durable needs the replicator --------------------------------
+# --- --acks durable needs a persistent topic; all needs replication ------
 
 run "$CTL" topic describe t --json
 end_before=$(python3 -c 'import json,sys
 print(json.load(sys.stdin)["partitions"][0]["end"])' <"$T/out")
 run "$CTL" produce t --acks durable <<<lost
-expect_rc "produce --acks durable fails (no replicator)" 1
-check "  ... and the message mentions shmq-replicator" \
-	has_err "shmq-replicator"
+expect_rc "produce --acks durable on a volatile topic fails" 1
+check "  ... and the message says it needs a persistent topic" \
+	has_err "persistent"
 run "$CTL" produce t --acks all <<<lost
 expect_rc "produce --acks all fails too" 1
 run "$CTL" topic describe t --json

@@ -67,7 +67,8 @@ import json, sys
 v = json.load(open(sys.argv[1]))
 assert v["name"] == "orders"
 assert v["config"] == {"partitions": 3, "ring_size": 16 << 20,
-                       "overflow": "block"}, v["config"]
+                       "overflow": "block", "durability": "volatile"}, \
+    v["config"]
 ps = v["partitions"]
 assert [p["partition"] for p in ps] == [0, 1, 2]
 for p in ps:

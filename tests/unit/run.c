@@ -13,7 +13,7 @@
 
 extern const struct th_suite suite_codec, suite_ring, suite_api,
     suite_consumer, suite_group, suite_crash, suite_corrupt, suite_fault,
-    suite_contract;
+    suite_contract, suite_persist;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -25,6 +25,7 @@ static const struct th_suite *const suites[] = {
 	&suite_corrupt,
 	&suite_fault,
 	&suite_contract,
+	&suite_persist,
 };
 
 static int

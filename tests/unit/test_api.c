@@ -452,8 +452,17 @@ test_producer_open_with_durable_or_all_acks_needs_the_replicator(void)
 
 	th_topic(q, "t", 1, SHMQ_RING_SIZE_MIN, SHMQ_OVERFLOW_BLOCK);
 	shmq_producer_options_init(&o);
+	/* DURABLE: a volatile topic has no disk; a persistent one needs
+	 * a running persister (test_persist.c). */
 	o.acks = SHMQ_ACKS_DURABLE;
-	TH_FAIL(shmq_producer_open(q, "t", &o, &p), SHMQ_ENOREPLICATOR);
+	TH_FAIL(shmq_producer_open(q, "t", &o, &p), -EINVAL);
+	CU_ASSERT_PTR_NULL(p);
+	shmq_topic_config_t pc;
+	shmq_topic_config_init(&pc);
+	pc.ring_size = SHMQ_RING_SIZE_MIN;
+	pc.durability = SHMQ_DURABILITY_PERSISTENT;
+	TH_OK(shmq_topic_create(q, "pt", &pc));
+	TH_FAIL(shmq_producer_open(q, "pt", &o, &p), SHMQ_ENOREPLICATOR);
 	CU_ASSERT_PTR_NULL(p);
 	o.acks = SHMQ_ACKS_ALL;
 	TH_FAIL(shmq_producer_open(q, "t", &o, &p), SHMQ_ENOREPLICATOR);

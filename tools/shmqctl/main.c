@@ -22,6 +22,9 @@
 static const char usage_topic_create[] =
     "Usage: shmqctl topic create NAME --partitions N [--ring-size BYTES]\n"
     "                            [--overflow block|drop]\n"
+    "                            [--durability persistent|volatile]\n"
+    "                            [--fsync always|never|interval=MS]\n"
+    "                            [--segment-bytes BYTES]\n"
     "\n"
     "Create topic NAME with N partitions (1..1024).\n"
     "\n"
@@ -30,6 +33,13 @@ static const char usage_topic_create[] =
     "                        64K to 64G; suffixes K, M, G (default 16M)\n"
     "  -o, --overflow POLICY what a full ring does: block (producers wait\n"
     "                        for the slowest live group; default) or drop\n"
+    "      --durability D    volatile (shared memory only; default) or\n"
+    "                        persistent (segment files, written by\n"
+    "                        shmq-replicator; ring space is reused only\n"
+    "                        once on disk)\n"
+    "      --fsync POLICY    persistent topics: always (default), never, or\n"
+    "                        interval=MS\n"
+    "      --segment-bytes N segment file size (default 64M)\n"
     "                        (the oldest records are "
     "overwritten)\n" COMMON_HELP;
 
@@ -158,7 +168,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  topic create NAME --partitions N [--ring-size BYTES]\n"
-    "               [--overflow block|drop]\n"
+    "               [--overflow block|drop] [--durability D] [--fsync F]\n"
     "  topic list\n"
     "  topic describe NAME\n"
     "  topic delete NAME\n"

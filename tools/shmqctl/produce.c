@@ -199,7 +199,13 @@ produce_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	opts.acks = pr.acks;
 	rc = shmq_producer_open(ctl->q, pr.topic, &opts, &p);
 	if (rc != 0) {
-		return ctl_fail(rc, "produce %s", pr.topic);
+		ctl_fail(rc, "produce %s", pr.topic);
+		if (rc == -EINVAL && opts.acks == SHMQ_ACKS_DURABLE) {
+			ctl_note("hint: --acks durable needs a persistent "
+			         "topic (topic create --durability "
+			         "persistent)");
+		}
+		return CTL_EXIT_FAIL;
 	}
 	/* Acks are for whoever reads them as they happen: a line each. */
 	if (pr.report) {

@@ -45,6 +45,23 @@ topic_parse_overflow(const char *s, int *overflow)
 	return 0;
 }
 
+static int
+topic_parse_fsync(const char *s, shmq_topic_config_t *cfg)
+{
+	if (strcmp(s, "always") == 0) {
+		cfg->fsync = SHMQ_FSYNC_ALWAYS;
+	} else if (strcmp(s, "never") == 0) {
+		cfg->fsync = SHMQ_FSYNC_NEVER;
+	} else if (strncmp(s, "interval=", 9) == 0 &&
+	    ctl_parse_u32(s + 9, &cfg->fsync_interval_ms) == 0 &&
+	    cfg->fsync_interval_ms > 0) {
+		cfg->fsync = SHMQ_FSYNC_INTERVAL;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
 int
 topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 {
@@ -52,6 +69,9 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 		{ "partitions", required_argument, NULL, 'p' },
 		{ "ring-size", required_argument, NULL, 's' },
 		{ "overflow", required_argument, NULL, 'o' },
+		{ "durability", required_argument, NULL, 'D' },
+		{ "fsync", required_argument, NULL, 'F' },
+		{ "segment-bytes", required_argument, NULL, 'B' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -61,8 +81,8 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 
 	shmq_topic_config_init(&cfg);
 	ctl_getopt_reset();
-	while (
-	    (c = getopt_long(argc, argv, ":p:s:o:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(
+	            argc, argv, ":p:s:o:D:F:B:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (ctl_parse_u32(optarg, &cfg.partitions) != 0) {
@@ -83,6 +103,30 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 			if (topic_parse_overflow(optarg, &cfg.overflow) != 0) {
 				return ctl_usage_error(
 				    cmd, "--overflow must be block or drop");
+			}
+			break;
+		case 'D':
+			if (strcmp(optarg, "persistent") == 0) {
+				cfg.durability = SHMQ_DURABILITY_PERSISTENT;
+			} else if (strcmp(optarg, "volatile") == 0) {
+				cfg.durability = SHMQ_DURABILITY_VOLATILE;
+			} else {
+				return ctl_usage_error(cmd,
+				    "--durability must be persistent or "
+				    "volatile");
+			}
+			break;
+		case 'F':
+			if (topic_parse_fsync(optarg, &cfg) != 0) {
+				return ctl_usage_error(cmd,
+				    "--fsync must be always, never or "
+				    "interval=MS");
+			}
+			break;
+		case 'B':
+			if (ctl_parse_size(optarg, &cfg.segment_bytes) != 0) {
+				return ctl_usage_error(
+				    cmd, "bad --segment-bytes '%s'", optarg);
 			}
 			break;
 		default:
@@ -227,6 +271,9 @@ topic_describe_json(const char *name, const shmq_topic_config_t *cfg,
 	json_kuint(&j, "partitions", cfg->partitions);
 	json_kuint(&j, "ring_size", cfg->ring_size);
 	json_kstr(&j, "overflow", fmt_overflow(cfg->overflow));
+	json_kstr(&j, "durability",
+	    cfg->durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
+	                                                  : "volatile");
 	json_end_object(&j);
 	json_key(&j, "partitions");
 	json_begin_array(&j);
@@ -246,6 +293,8 @@ topic_describe_json(const char *name, const shmq_topic_config_t *cfg,
 		json_kuint(&j, "producers", in->producers);
 		json_kuint(&j, "consumers", in->consumers);
 		json_kuint(&j, "leader_epoch", in->leader_epoch);
+		json_kuint(&j, "durable", in->durable);
+		json_kint(&j, "persist_error", in->persist_err);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
@@ -265,10 +314,31 @@ topic_describe_text(const char *name, const shmq_topic_config_t *cfg,
 	int rc;
 
 	printf("TOPIC       %s\nPARTITIONS  %u\nRING-SIZE   %s (%llu bytes)\n"
-	       "OVERFLOW    %s\n\n",
+	       "OVERFLOW    %s\nDURABILITY  %s\n",
 	    name, cfg->partitions,
 	    fmt_size(size, sizeof(size), cfg->ring_size),
-	    (unsigned long long)cfg->ring_size, fmt_overflow(cfg->overflow));
+	    (unsigned long long)cfg->ring_size, fmt_overflow(cfg->overflow),
+	    cfg->durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
+	                                                  : "volatile");
+	if (cfg->durability == SHMQ_DURABILITY_PERSISTENT) {
+		static const char *const fs[] = { "always", "interval",
+			"never" };
+		printf("FSYNC       %s", fs[cfg->fsync]);
+		if (cfg->fsync == SHMQ_FSYNC_INTERVAL) {
+			printf("=%u", cfg->fsync_interval_ms);
+		}
+		printf("\nREPLICATOR  %s\n",
+		    info[0].persister ? "running" : "not running");
+		for (uint32_t k = 0; k < cfg->partitions; k++) {
+			printf("DURABLE %-4u %llu%s%s\n", k,
+			    (unsigned long long)info[k].durable,
+			    info[k].persist_err ? "  STICKY ERROR: " : "",
+			    info[k].persist_err
+			        ? shmq_strerror(info[k].persist_err)
+			        : "");
+		}
+	}
+	printf("\n");
 	t = table_new(sizeof(headers) / sizeof(headers[0]), headers);
 	if (t == NULL) {
 		return ctl_fail(-ENOMEM, "topic describe %s", name);

@@ -1,0 +1,261 @@
+/*
+ * segment.c — a partition's segment files on disk:
+ * HOME/data/TOPIC/P/<first offset, 20 digits>.log, each a sequence of
+ * records in the one record format (the ring's, byte for byte: PADs
+ * from the ring's end included, which readers skip).
+ *
+ * A new segment is made under a temporary name, flushed, renamed, and
+ * the directory flushed (Redis's rdbSave steps), so a crash leaves the
+ * old last segment or the new one, never a half-made file under a real
+ * name.  Recovery scans the last segment from its start: lengths,
+ * types, contiguous offsets and every record's CRC-32C; the first
+ * record that fails is the torn tail, and the file is truncated there
+ * (then flushed).  Everything read is untrusted.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SEG_NAME_LEN 24 /* 20 digits + ".log" */
+
+static int
+mkdir_in(int dirfd, const char *name, unsigned mode)
+{
+	if (mkdirat(dirfd, name, mode) != 0 && errno != EEXIST) {
+		return -errno;
+	}
+	int fd = openat(
+	    dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* HOME/data/TOPIC/P, made as needed; an fd on it. */
+static int
+seg_dir(const shmq_t *q, const char *topic, uint32_t part)
+{
+	char p[16];
+	unsigned dmode = q->mode == 0660 ? 0770 : 0700;
+	int home = open(q->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (home < 0) {
+		return -errno;
+	}
+	int data = mkdir_in(home, "data", dmode);
+	close(home);
+	if (data < 0) {
+		return data;
+	}
+	int t = mkdir_in(data, topic, dmode);
+	close(data);
+	if (t < 0) {
+		return t;
+	}
+	snprintf(p, sizeof p, "%" PRIu32, part);
+	int d = mkdir_in(t, p, dmode);
+	close(t);
+	return d;
+}
+
+/* The highest base offset among the directory's segments, or -ENOENT. */
+static int
+seg_last(int dirfd, uint64_t *base)
+{
+	int fd = dup(dirfd);
+	if (fd < 0) {
+		return -errno;
+	}
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -errno;
+	}
+	int rc = -ENOENT;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		if (strlen(e->d_name) != SEG_NAME_LEN ||
+		    strcmp(e->d_name + 20, ".log") != 0) {
+			continue;
+		}
+		uint64_t b = strtoull(e->d_name, &end, 10);
+		if (end == e->d_name + 20 && (rc != 0 || b > *base)) {
+			*base = b;
+			rc = 0;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * Walk the records of buf[0..len): how many bytes are whole, valid
+ * records, and the offset after the last one.  `base` is the segment's
+ * first offset.
+ */
+uint64_t
+shmqi_seg_valid(
+    const uint8_t *buf, uint64_t len, uint64_t base, uint64_t *next_off)
+{
+	uint64_t p = 0, next = base;
+	while (p + 8 <= len) {
+		const struct rec_hdr *h = (const struct rec_hdr *)(buf + p);
+		uint32_t l = atomic_load_explicit(
+		    (_Atomic uint32_t *)&h->rec_len, memory_order_relaxed);
+		uint64_t ext;
+		if (h->rec_type == REC_PAD) {
+			ext = l;
+			if (ext < REC_ALIGN || (ext & (REC_ALIGN - 1)) != 0 ||
+			    p + ext > len) {
+				break;
+			}
+			p += ext;
+			continue;
+		}
+		if (h->rec_type != REC_DATA || p + sizeof *h > len || l == 0) {
+			break;
+		}
+		uint64_t total = l & REC_LEN_MASK;
+		ext = shmqi_align8(total);
+		if (total !=
+		        sizeof *h + (uint64_t)h->rec_key_len +
+		            h->rec_value_len ||
+		    p + ext > len || h->rec_offset != next) {
+			break;
+		}
+		if (!(l & REC_ABORTED) &&
+		    shmqi_rec_crc(h, h + 1) != h->rec_crc) {
+			break; /* torn, or not what was written */
+		}
+		next++;
+		p += ext;
+	}
+	*next_off = next;
+	return p;
+}
+
+/* Scan the segment and cut a torn tail off. */
+static int
+seg_recover(struct segment *sg)
+{
+	struct stat st;
+	if (fstat(sg->fd, &st) != 0) {
+		return -errno;
+	}
+	uint64_t len = (uint64_t)st.st_size;
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf == NULL) {
+		return -ENOMEM;
+	}
+	uint64_t got = 0;
+	while (got < len) {
+		ssize_t r = pread(sg->fd, buf + got, len - got, (off_t)got);
+		if (r <= 0) {
+			free(buf);
+			return r < 0 ? -errno : -EIO;
+		}
+		got += (uint64_t)r;
+	}
+	uint64_t valid = shmqi_seg_valid(buf, len, sg->base, &sg->end_off);
+	free(buf);
+	sg->size = valid;
+	sg->truncated = len - valid;
+	if (valid < len) {
+		int rc = shmqi_fault_hit();
+		if (rc != 0 || ftruncate(sg->fd, (off_t)valid) != 0 ||
+		    fdatasync(sg->fd) != 0) {
+			return rc != 0 ? rc : -errno;
+		}
+	}
+	return 0;
+}
+
+/* Make <base>.log (empty) the way that survives a crash. */
+static int
+seg_create(struct segment *sg, uint64_t base)
+{
+	char name[SEG_NAME_LEN + 1], tmp[SEG_NAME_LEN + 8];
+	snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	int rc = shmqi_fault_hit();
+	if (rc != 0) {
+		return rc;
+	}
+	unlinkat(sg->dirfd, tmp, 0);
+	int fd = openat(sg->dirfd, tmp,
+	    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, sg->mode);
+	if (fd < 0) {
+		return -errno;
+	}
+	/* Flush the file, then rename it into place, then flush the
+	 * directory: the name appears only for a complete file. */
+	if (fchmod(fd, sg->mode) != 0 || fsync(fd) != 0 ||
+	    renameat(sg->dirfd, tmp, sg->dirfd, name) != 0 ||
+	    fsync(sg->dirfd) != 0) {
+		rc = -errno;
+		close(fd);
+		unlinkat(sg->dirfd, tmp, 0);
+		return rc;
+	}
+	if (sg->fd >= 0) {
+		close(sg->fd);
+	}
+	sg->fd = fd;
+	sg->base = base;
+	sg->size = 0;
+	sg->end_off = base;
+	return 0;
+}
+
+int
+shmqi_seg_open(
+    const shmq_t *q, const char *topic, uint32_t part, struct segment *sg)
+{
+	char name[SEG_NAME_LEN + 1];
+	memset(sg, 0, sizeof *sg);
+	sg->fd = -1;
+	sg->mode = q->mode & 0666;
+	sg->dirfd = seg_dir(q, topic, part);
+	if (sg->dirfd < 0) {
+		return sg->dirfd;
+	}
+	uint64_t base = 0;
+	int rc = seg_last(sg->dirfd, &base);
+	if (rc == -ENOENT) {
+		return seg_create(sg, 0);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
+	sg->fd = openat(sg->dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (sg->fd < 0) {
+		return -errno;
+	}
+	sg->base = base;
+	return seg_recover(sg);
+}
+
+int
+shmqi_seg_roll(struct segment *sg, uint64_t base)
+{
+	return seg_create(sg, base);
+}
+
+void
+shmqi_seg_close(struct segment *sg)
+{
+	if (sg->fd >= 0) {
+		close(sg->fd);
+	}
+	if (sg->dirfd >= 0) {
+		close(sg->dirfd);
+	}
+	sg->fd = sg->dirfd = -1;
+}
