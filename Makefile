@@ -197,7 +197,7 @@ uninstall:
 
 FORMAT_SRC = $(wildcard libshmq/*.c libshmq/*.h libshmq/include/*.h \
 	tools/*/*.c tools/*/*.h examples/*.c tests/unit/*.c tests/unit/*.h \
-	bench/*.c)
+	bench/*.c replicator/*.c replicator/*.h)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
@@ -205,7 +205,7 @@ format-check:
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --std=c11 -Ilibshmq/include \
-		--suppress=missingIncludeSystem libshmq tools examples
+		--suppress=missingIncludeSystem libshmq tools examples replicator
 
 clean:
 	rm -rf build build-asan
