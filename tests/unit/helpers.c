@@ -61,6 +61,18 @@ th_attach_home(const char *home)
 }
 
 shmq_t *
+th_attach_opts(const char *home, unsigned reclaim_ms, unsigned stall_ms)
+{
+	shmq_options_t o;
+	shmq_t *q = NULL;
+	shmq_options_init(&o);
+	o.reclaim_ms = reclaim_ms;
+	o.stall_ms = stall_ms;
+	TH_OK(shmq_attach(home, &o, &q));
+	return q;
+}
+
+shmq_t *
 th_reattach(shmq_t *q)
 {
 	return th_attach_home(shmq_home(q));

@@ -31,6 +31,10 @@ void th_topic(
 /* Attach to an existing instance, as a child process does (reclaim after
  * 50 ms, as th_attach); NULL on failure. */
 shmq_t *th_attach_home(const char *home);
+/* The same, with these reclaim_ms and stall_ms (0 = never); fails the
+ * test on error. */
+shmq_t *th_attach_opts(
+    const char *home, unsigned reclaim_ms, unsigned stall_ms);
 
 /* A producer (acks LEADER, waiting forever), or with acks and timeout;
  * fails the test on error. */

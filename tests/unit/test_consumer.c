@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1330,7 +1331,14 @@ test_dead_member_is_not_kept_alive_by_a_child_it_forked(void)
 	close(f.ready[0]);
 	CU_ASSERT_EQUAL(th_wait(pid), 128 + SIGKILL);
 
-	TH_OK(shmq_group_members(q, "g", "t", &members));
+	/* The grandchild closes its inherited descriptors (pthread_atfork)
+	 * when it first runs, which under load can be after the member's
+	 * death: give it that moment, with a deadline. */
+	int64_t deadline = th_mono_ms() + 2000;
+	do {
+		TH_OK(shmq_group_members(q, "g", "t", &members));
+	} while (
+	    members != 0 && th_mono_ms() < deadline && sched_yield() == 0);
 	CU_ASSERT_EQUAL(members, 0);
 	shmq_producer_options_init(&po);
 	po.timeout_ms = 300;

@@ -145,11 +145,7 @@ static void
 test_contract_batch_refused_part_way_leaves_nothing_reserved(void)
 {
 	shmq_t *q0 = th_attach();
-	shmq_options_t o;
-	shmq_t *q = NULL;
-	shmq_options_init(&o);
-	o.stall_ms = 300;
-	TH_OK(shmq_attach(shmq_home(q0), &o, &q));
+	shmq_t *q = th_attach_opts(shmq_home(q0), 50, 300);
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
 	shmq_producer_t *p = th_producer(q, "t");
 	shmq_consumer_t *c = th_reader(q, "t", 0);
@@ -302,12 +298,7 @@ static void
 test_contract_own_open_slice_is_not_reclaimed(void)
 {
 	shmq_t *q0 = th_attach();
-	shmq_options_t o;
-	shmq_t *q = NULL;
-	shmq_options_init(&o);
-	o.stall_ms = 0; /* never reclaim a live owner */
-	o.reclaim_ms = 50;
-	TH_OK(shmq_attach(shmq_home(q0), &o, &q));
+	shmq_t *q = th_attach_opts(shmq_home(q0), 50, 0);
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
 	shmq_producer_t *p = th_producer(q, "t");
 	shmq_consumer_t *c = th_reader(q, "t", 0);
@@ -388,11 +379,7 @@ static void
 test_contract_producer_close_aborts_open_slices(void)
 {
 	shmq_t *q0 = th_attach();
-	shmq_options_t o;
-	shmq_t *q = NULL;
-	shmq_options_init(&o);
-	o.reclaim_ms = 1000; /* a reclaimer would take this long */
-	TH_OK(shmq_attach(shmq_home(q0), &o, &q));
+	shmq_t *q = th_attach_opts(shmq_home(q0), 1000, 10000);
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
 	shmq_producer_t *p = th_producer(q, "t");
 	shmq_slice_t s;
