@@ -62,9 +62,47 @@ static bool lappable(
 #define LAPPED_NOTHING_LOST 1
 #define RELAPSE_RETRY 2
 
+/* Reading from segments ends (caught up with the ring, seek, close). */
+static void
+disk_close(struct cpart *cp)
+{
+	if (cp->disk != NULL) {
+		shmqi_segread_close(cp->disk);
+		free(cp->disk);
+		cp->disk = NULL;
+	}
+}
+
+static bool
+persistent(const shmq_consumer_t *c)
+{
+	return c->meta.durability == SHMQ_DURABILITY_PERSISTENT;
+}
+
+/* next_off has left the ring (or never was in it): read it from the
+ * segments.  0, LOC_BELOW/LOC_ABOVE (not on disk either), or an error. */
+static int
+disk_open(shmq_consumer_t *c, struct cpart *cp)
+{
+	struct segread *sr = calloc(1, sizeof *sr);
+	if (sr == NULL) {
+		return -ENOMEM;
+	}
+	int rc = shmqi_segread_open(c->q, c->topic, cp->id, cp->next_off,
+	    c->rings[cp->id].max_record, sr);
+	if (rc != LOC_FOUND) {
+		shmqi_segread_close(sr);
+		free(sr);
+		return rc;
+	}
+	cp->disk = sr;
+	return 0;
+}
+
 static void
 part_start(shmq_consumer_t *c, struct cpart *cp, uint64_t off)
 {
+	disk_close(cp);
 	cp->active = true;
 	cp->pos_valid = false;
 	cp->next_off = off;
@@ -99,6 +137,13 @@ part_reset(shmq_consumer_t *c, struct cpart *cp)
 	switch (c->reset) {
 	case SHMQ_RESET_EARLIEST:
 		cp->next_off = atomic_load(&r->hdr->hdr_start_off);
+		uint64_t first;
+		if (persistent(c) &&
+		    shmqi_seg_first_offset(c->q, c->topic, cp->id, &first) ==
+		        0 &&
+		    first < cp->next_off) {
+			cp->next_off = first; /* the log starts on disk */
+		}
 		return 0;
 	case SHMQ_RESET_LATEST:
 		cp->next_off = shmqi_ring_committed_off(r);
@@ -141,6 +186,13 @@ part_resolve(shmq_consumer_t *c, struct cpart *cp)
 		}
 		if (rc < 0) {
 			return rc; /* the ring is corrupt */
+		}
+		if (rc == LOC_BELOW && persistent(c)) {
+			/* Out of the ring, maybe not out of the log. */
+			int drc = disk_open(c, cp);
+			if (drc == 0 || drc < 0) {
+				return drc;
+			}
 		}
 		/* Below the log start or beyond its end: out of range. */
 		cp->next_off = NEED_RESET;
@@ -262,6 +314,20 @@ part_peek(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 {
 	int rc;
 	for (int i = 0; i < 8; i++) {
+		if (cp->disk != NULL) {
+			rc = shmqi_segread_next(cp->disk, rec);
+			if (rc != 0) {
+				rec->partition = cp->id;
+				*ext_out = 0; /* from disk: no ring position */
+				return rc;
+			}
+			/* Nothing more on disk: back to the ring, where the
+			 * rest is (the persister writes nothing the ring
+			 * does not hold). */
+			cp->next_off = cp->disk->next_off;
+			disk_close(cp);
+			cp->pos_valid = false;
+		}
 		if ((rc = part_peek_once(c, cp, rec, ext_out)) !=
 		    RELAPSE_RETRY) {
 			return rc;
@@ -282,6 +348,9 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 	}
 	if (!cp->pos_valid && (rc = part_resolve(c, cp)) != 0) {
 		return rc == -EAGAIN ? 0 : rc;
+	}
+	if (cp->disk != NULL) {
+		return RELAPSE_RETRY; /* resolved onto disk: read it there */
 	}
 	for (;;) {
 		if (cp->next_pos >= cp->seen_committed) {
@@ -385,6 +454,7 @@ part_advance(shmq_consumer_t *c, struct cpart *cp, const shmq_record_t *rec,
 	cp->next_off = rec->offset + 1;
 	cp->returned_off = cp->next_off;
 	cp->returned_pos = cp->next_pos;
+	cp->returned_pos_known = ext != 0; /* 0: it came from disk */
 	cp->returned_any = true;
 	if (c->in_group) {
 		struct grp_part *gp = &c->group.hdr->g_parts[cp->id];
@@ -440,8 +510,8 @@ commit_returned(shmq_consumer_t *c)
 		struct cpart *cp = &c->parts[i];
 		if (cp->active && cp->returned_any &&
 		    cp->returned_off != cp->commit_off) {
-			int prc = part_commit(
-			    c, i, cp->returned_off, true, cp->returned_pos);
+			int prc = part_commit(c, i, cp->returned_off,
+			    cp->returned_pos_known, cp->returned_pos);
 			rc = rc ? rc : prc;
 		}
 	}
@@ -469,7 +539,7 @@ shmq_consumer_commit_offset(shmq_consumer_t *c, uint32_t part, uint64_t offset)
 	struct cpart *cp = &c->parts[part];
 	if (cp->returned_any && offset == cp->returned_off) {
 		pos = cp->returned_pos;
-		known = true;
+		known = cp->returned_pos_known;
 	} else if (shmqi_ring_locate(&c->rings[part], offset, &pos) ==
 	    LOC_FOUND) {
 		known = true;
@@ -487,9 +557,10 @@ on_release(uint32_t part, void *arg)
 	struct cpart *cp = &c->parts[part];
 	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && cp->returned_any &&
 	    cp->returned_off != cp->commit_off) {
-		(void)part_commit(
-		    c, part, cp->returned_off, true, cp->returned_pos);
+		(void)part_commit(c, part, cp->returned_off,
+		    cp->returned_pos_known, cp->returned_pos);
 	}
+	disk_close(cp);
 	cp->active = false;
 }
 
@@ -526,6 +597,7 @@ group_sync(shmq_consumer_t *c, bool force)
 			part_start(c, cp, off == GP_NONE ? NEED_RESET : off);
 			cp->commit_off = off;
 		} else if (!mine && cp->active) {
+			disk_close(cp);
 			cp->active = false;
 		}
 	}
@@ -756,7 +828,8 @@ shmq_release(shmq_consumer_t *c, shmq_record_t *rec)
 	}
 	c->borrowed = false;
 	struct cpart *cp = &c->parts[c->borrow_part];
-	bool stale = lappable(c, cp, c->borrow_pos) &&
+	bool stale = c->borrow_ext != 0 && /* 0: a copy read from disk */
+	    lappable(c, cp, c->borrow_pos) &&
 	    !intact(&c->rings[c->borrow_part], c->borrow_pos);
 	if (cp->gate_pending != 0) {
 		set_gate(c, c->borrow_part, cp->gate_pending);
@@ -795,13 +868,18 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 		struct cpart *cp = &c->parts[which];
 		size_t need = rec->key_len + rec->value_len;
 		if (need > cap) {
+			if (ext == 0 && cp->disk != NULL) {
+				/* From disk: read, so put it back. */
+				cp->disk->pend = *rec;
+				cp->disk->pending = true;
+			}
 			return -EMSGSIZE; /* lengths say what is needed */
 		}
 		uint8_t *b = buf;
 		if (need != 0) {
 			memcpy(b, rec->key, need); /* key and value adjoin */
 		}
-		if (lappable(c, cp, cp->next_pos) &&
+		if (ext != 0 && lappable(c, cp, cp->next_pos) &&
 		    !intact(&c->rings[which], cp->next_pos)) {
 			int lrc = part_lapped(c, cp, rec);
 			if (lrc == LAPPED_NOTHING_LOST) {
@@ -969,6 +1047,7 @@ shmq_consumer_close(shmq_consumer_t *c)
 	}
 	shmqi_group_close(&c->group);
 	for (uint32_t i = 0; i < c->nparts; i++) {
+		disk_close(&c->parts[i]);
 		shmqi_ring_close(&c->rings[i]);
 	}
 	free(c->rings);
@@ -989,6 +1068,7 @@ shmq_assign(shmq_consumer_t *c, const uint32_t *parts, size_t n)
 	}
 	c->borrowed = false;
 	for (uint32_t i = 0; i < c->nparts; i++) {
+		disk_close(&c->parts[i]);
 		c->parts[i].active = false;
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -1005,6 +1085,7 @@ shmq_seek(shmq_consumer_t *c, uint32_t part, uint64_t offset)
 		return -EINVAL;
 	}
 	struct cpart *cp = &c->parts[part];
+	disk_close(cp);
 	cp->next_off = offset;
 	cp->pos_valid = false;
 	return 0;

@@ -254,6 +254,28 @@ void shmqi_seg_close(struct segment *sg);
 uint64_t shmqi_seg_valid(
     const uint8_t *buf, uint64_t len, uint64_t base, uint64_t *next_off);
 
+/* Reading records back from segments (segread.c). */
+struct segread {
+	int dirfd, fd;
+	uint64_t base; /* the open segment's first offset */
+	uint64_t file_pos; /* read up to here */
+	uint64_t next_off; /* offset of the next record */
+	uint8_t *buf;
+	size_t cap, len, at;
+	bool pending; /* pend is the next record to hand out */
+	shmq_record_t pend;
+};
+/* Position at `off`: LOC_FOUND, LOC_BELOW (older than the oldest
+ * segment), LOC_ABOVE (not on disk), or an error. */
+int shmqi_segread_open(const shmq_t *q, const char *topic, uint32_t part,
+    uint64_t off, size_t max_record, struct segread *sr);
+/* 1 and the next record (pointing into sr's buffer until the next
+ * call), 0 when nothing more is on disk, or an error. */
+int shmqi_segread_next(struct segread *sr, shmq_record_t *rec);
+void shmqi_segread_close(struct segread *sr);
+int shmqi_seg_first_offset(
+    const shmq_t *q, const char *topic, uint32_t part, uint64_t *off);
+
 /* The disk seam (persist_uring.c). */
 struct shmqi_pio;
 struct iovec;
@@ -337,6 +359,8 @@ struct cpart {
 	bool returned_any;
 	uint64_t stuck_pos; /* committed_pos when progress stopped */
 	uint64_t gate_pending; /* gate to set once the borrow ends, or 0 */
+	bool returned_pos_known; /* false when it came from disk */
+	struct segread *disk; /* reading from segments, or NULL */
 	int64_t stuck_since;
 };
 

@@ -435,6 +435,12 @@ shmq_partition_info(
 	info->aborted = atomic_load(&h->hdr_aborted);
 	info->leader_epoch = atomic_load(&h->hdr_leader_epoch);
 	info->durable = atomic_load(&h->hdr_durable_off);
+	uint64_t first;
+	if ((atomic_load(&h->hdr_flags) & RING_F_PERSISTENT) &&
+	    shmqi_seg_first_offset(q, topic, part, &first) == 0 &&
+	    first < info->log_start) {
+		info->log_start = first; /* older records are on disk */
+	}
 	info->persist_err = atomic_load(&h->hdr_persist_err);
 	info->persister = shmqi_persister_alive(q);
 	for (uint32_t s = 0; s < RING_CLIENTS; s++) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,6 +154,9 @@ th_fork(int (*fn)(void *), void *arg)
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* A failed assertion in the parent must not leave children
+		 * (a persister looping forever) behind: die with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		_exit(fn(arg));
 	}
 	CU_ASSERT_FATAL(pid > 0);

@@ -313,7 +313,77 @@ test_persist_torn_tail_is_cut_at_every_length_and_rewritten(void)
 	th_destroy(q);
 }
 
+/* A consumer below the ring reads the same offsets from the segments,
+ * then goes on in the ring: every record once, in order, by copy and
+ * by view; a seek into the middle of the disk works too. */
+static void
+expect_run(shmq_consumer_t *c, uint64_t from, uint64_t to)
+{
+	for (uint64_t want = from; want < to; want++) {
+		shmq_record_t r;
+		uint64_t v = 0;
+		char buf[16];
+		int rc;
+		if (want % 3 == 0) {
+			rc = shmq_peek(c, &r, 2000);
+			if (rc == 0) {
+				memcpy(&v, r.value, 8);
+				TH_OK(shmq_release(c, &r));
+			}
+		} else {
+			rc = shmq_recv(c, buf, sizeof buf, &r, 2000);
+			memcpy(&v, buf, 8);
+		}
+		TH_OK(rc);
+		CU_ASSERT_EQUAL(r.offset, want);
+		CU_ASSERT_EQUAL(v, want);
+		if (r.offset != want || v != want) {
+			return;
+		}
+	}
+}
+
+static void
+test_persist_consumer_reads_old_offsets_from_segments(void)
+{
+	shmq_t *q = th_attach();
+	char home[SHMQ_DIR_MAX];
+	snprintf(home, sizeof home, "%s", shmq_home(q));
+	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
+	pid_t pid = th_fork(persister_main, home);
+	wait_persister(q, true);
+	shmq_producer_options_t po;
+	shmq_producer_options_init(&po);
+	po.acks = SHMQ_ACKS_DURABLE;
+	shmq_producer_t *p = NULL;
+	TH_OK(shmq_producer_open(q, "t", &po, &p));
+	const uint64_t n = 5000; /* 64 bytes each: about five rings */
+	for (uint64_t v = 0; v < n; v++) {
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		TH_OK(shmq_send(p, &m));
+	}
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "t", 0, &pi));
+	CU_ASSERT_EQUAL(pi.log_start, 0); /* the log starts on disk */
+	shmq_consumer_t *c = th_reader(q, "t", 0);
+	expect_run(c, 0, n); /* disk, then the ring */
+	for (uint64_t v = n; v < n + 100; v++) {
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		TH_OK(shmq_send(p, &m));
+	}
+	expect_run(c, n, n + 100);
+	TH_OK(shmq_seek(c, 0, 1234));
+	expect_run(c, 1234, 1300);
+	shmq_consumer_close(c);
+	shmq_producer_close(p);
+	kill(pid, SIGKILL);
+	CU_ASSERT(th_wait(pid) == 128 + SIGKILL);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_persist_consumer_reads_old_offsets_from_segments",
+	    test_persist_consumer_reads_old_offsets_from_segments },
 	{ "test_persist_durable_acks_need_a_persister_and_a_persistent_topic",
 	    test_persist_durable_acks_need_a_persister_and_a_persistent_topic },
 	{ "test_persist_second_persister_is_refused_with_the_first_ones_pid",

@@ -1,0 +1,273 @@
+/*
+ * segread.c — reading a partition's records back from its segment files,
+ * for consumers whose offset has left the ring (or that start below it):
+ * the same offsets, the same record format, read through a buffer with
+ * pread.  The disk is a trust boundary: every record's length, type,
+ * offset and CRC-32C are checked before it is handed out.
+ *
+ * Positioning has no index yet: it scans the chosen segment from its
+ * start (segments are bounded by segment_bytes).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define READ_CHUNK (1u << 20)
+
+static int
+seg_dir_fd(const shmq_t *q, const char *topic, uint32_t part)
+{
+	char path[SHMQ_PATH_MAX];
+	int w = snprintf(
+	    path, sizeof path, "%s/data/%s/%" PRIu32, q->home, topic, part);
+	if (w < 0 || (size_t)w >= sizeof path) {
+		return -ENAMETOOLONG;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The base of the segment holding `off` (the largest base <= off), and
+ * the smallest base of all; -ENOENT when there are no segments. */
+static int
+seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -errno;
+	}
+	bool any = false, have = false;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		if (strlen(e->d_name) != 24 ||
+		    strcmp(e->d_name + 20, ".log")) {
+			continue;
+		}
+		uint64_t b = strtoull(e->d_name, &end, 10);
+		if (end != e->d_name + 20) {
+			continue;
+		}
+		if (!any || b < *first) {
+			*first = b;
+		}
+		any = true;
+		if (b <= off && (!have || b > *pick)) {
+			*pick = b;
+			have = true;
+		}
+	}
+	closedir(d);
+	if (!any) {
+		return -ENOENT;
+	}
+	return have ? 0 : -ERANGE;
+}
+
+static int
+sr_open_file(struct segread *sr, uint64_t base)
+{
+	char name[32];
+	snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
+	int fd = openat(sr->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (sr->fd >= 0) {
+		close(sr->fd);
+	}
+	sr->fd = fd;
+	sr->base = base;
+	sr->file_pos = 0;
+	sr->len = sr->at = 0;
+	sr->next_off = base;
+	return 0;
+}
+
+/* Make at least `need` bytes available from sr->at; 0, 1 at the end of
+ * the file, or -errno. */
+static int
+sr_fill(struct segread *sr, size_t need)
+{
+	if (sr->len - sr->at >= need) {
+		return 0;
+	}
+	memmove(sr->buf, sr->buf + sr->at, sr->len - sr->at);
+	sr->len -= sr->at;
+	sr->at = 0;
+	if (need > sr->cap) {
+		return -EMSGSIZE;
+	}
+	while (sr->len < need) {
+		ssize_t r = pread(sr->fd, sr->buf + sr->len, sr->cap - sr->len,
+		    (off_t)sr->file_pos);
+		if (r < 0) {
+			return -errno;
+		}
+		if (r == 0) {
+			return 1;
+		}
+		sr->len += (size_t)r;
+		sr->file_pos += (uint64_t)r;
+	}
+	return 0;
+}
+
+/*
+ * The next record: 1 (rec filled, pointing into the reader's buffer,
+ * valid until the next call), 0 at the end of what is on disk now, or
+ * an error (SHMQ_ECORRUPT for a record that fails its checks).
+ */
+int
+shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
+{
+	if (sr->pending) {
+		sr->pending = false;
+		*rec = sr->pend;
+		return 1;
+	}
+	for (;;) {
+		int rc = sr_fill(sr, 8);
+		if (rc == 1) {
+			/* End of this file: on to the next segment, if the
+			 * persister has started one. */
+			if (sr_open_file(sr, sr->next_off) != 0) {
+				return 0;
+			}
+			continue;
+		}
+		if (rc < 0) {
+			return rc;
+		}
+		const struct rec_hdr *h = (const void *)(sr->buf + sr->at);
+		uint32_t len = atomic_load_explicit(
+		    (_Atomic uint32_t *)&h->rec_len, memory_order_relaxed);
+		if (h->rec_type == REC_PAD) {
+			if (len < REC_ALIGN || (len & (REC_ALIGN - 1)) != 0) {
+				return SHMQ_ECORRUPT;
+			}
+			if ((rc = sr_fill(sr, len)) != 0) {
+				return rc == 1 ? 0 : rc;
+			}
+			sr->at += len;
+			continue;
+		}
+		if ((rc = sr_fill(sr, sizeof *h)) != 0) {
+			return rc == 1 ? 0 : rc; /* being written: not yet */
+		}
+		h = (const void *)(sr->buf + sr->at);
+		uint64_t total = len & REC_LEN_MASK;
+		uint64_t ext = shmqi_align8(total);
+		if (h->rec_type != REC_DATA || len == 0 ||
+		    total !=
+		        sizeof *h + (uint64_t)h->rec_key_len +
+		            h->rec_value_len ||
+		    h->rec_offset != sr->next_off) {
+			return SHMQ_ECORRUPT;
+		}
+		if ((rc = sr_fill(sr, ext)) != 0) {
+			return rc == 1 ? 0 : rc;
+		}
+		h = (const void *)(sr->buf + sr->at);
+		sr->at += ext;
+		sr->next_off++;
+		if (len & REC_ABORTED) {
+			continue; /* a gap */
+		}
+		if (shmqi_rec_crc(h, h + 1) != h->rec_crc) {
+			return SHMQ_ECORRUPT; /* the disk changed it */
+		}
+		const uint8_t *d = (const uint8_t *)(h + 1);
+		memset(rec, 0, sizeof *rec);
+		rec->key = d;
+		rec->key_len = h->rec_key_len;
+		rec->value = d + h->rec_key_len;
+		rec->value_len = h->rec_value_len;
+		rec->offset = h->rec_offset;
+		rec->timestamp = h->rec_timestamp;
+		return 1;
+	}
+}
+
+int
+shmqi_segread_open(const shmq_t *q, const char *topic, uint32_t part,
+    uint64_t off, size_t max_record, struct segread *sr)
+{
+	uint64_t pick = 0, first = 0;
+	memset(sr, 0, sizeof *sr);
+	sr->fd = -1;
+	sr->dirfd = seg_dir_fd(q, topic, part);
+	if (sr->dirfd < 0) {
+		return sr->dirfd == -ENOENT ? LOC_ABOVE : sr->dirfd;
+	}
+	int rc = seg_pick(sr->dirfd, off, &pick, &first);
+	if (rc == -ENOENT) {
+		return LOC_ABOVE; /* nothing on disk yet */
+	}
+	if (rc == -ERANGE) {
+		return LOC_BELOW; /* older than the oldest segment */
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	sr->cap = max_record + READ_CHUNK;
+	sr->buf = malloc(sr->cap);
+	if (sr->buf == NULL) {
+		return -ENOMEM;
+	}
+	if ((rc = sr_open_file(sr, pick)) != 0) {
+		return rc;
+	}
+	/* Skip to `off` (no index yet: from the segment's start).  The
+	 * record landed on is kept for the next call. */
+	while (sr->next_off <= off) {
+		rc = shmqi_segread_next(sr, &sr->pend);
+		if (rc <= 0) {
+			return rc == 0 ? LOC_ABOVE : rc;
+		}
+		if (sr->pend.offset >= off) {
+			sr->pending = true;
+			break;
+		}
+	}
+	return LOC_FOUND;
+}
+
+void
+shmqi_segread_close(struct segread *sr)
+{
+	if (sr->fd >= 0) {
+		close(sr->fd);
+	}
+	if (sr->dirfd >= 0) {
+		close(sr->dirfd);
+	}
+	free(sr->buf);
+	memset(sr, 0, sizeof *sr);
+	sr->fd = sr->dirfd = -1;
+}
+
+int
+shmqi_seg_first_offset(
+    const shmq_t *q, const char *topic, uint32_t part, uint64_t *off)
+{
+	uint64_t pick = 0;
+	int dirfd = seg_dir_fd(q, topic, part);
+	if (dirfd < 0) {
+		return dirfd;
+	}
+	int rc = seg_pick(dirfd, UINT64_MAX, &pick, off);
+	close(dirfd);
+	return rc;
+}
