@@ -24,6 +24,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,53 @@ group_size(uint32_t parts)
 {
 	return sizeof(struct grp_hdr) +
 	    (size_t)parts * sizeof(struct grp_part);
+}
+
+int
+shmqi_saved_offsets_path(const shmq_t *q, const char *group, const char *topic,
+    char *buf, size_t cap)
+{
+	int w = snprintf(
+	    buf, cap, "%s/data/%s/groups/%s.offsets", q->home, topic, group);
+	return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* A persistent topic's group offsets, saved by the persister: a group
+ * file made after a reboot starts from them.  A file for another
+ * incarnation of the topic, or damaged, is ignored (logged by nobody:
+ * the group then starts from its reset policy, as a new group would). */
+static void
+load_saved_offsets(const shmq_t *q, const char *group, const char *topic,
+    const struct topic_meta *m, struct grp_hdr *g)
+{
+	char path[SHMQ_PATH_MAX], buf[SAVED_MAX];
+	if (m->durability != SHMQ_DURABILITY_PERSISTENT ||
+	    shmqi_saved_offsets_path(q, group, topic, path, sizeof path) !=
+	        0) {
+		return;
+	}
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return;
+	}
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0) {
+		return;
+	}
+	buf[n] = '\0';
+	unsigned long long tid;
+	if (sscanf(buf, "topic_id=%llx", &tid) != 1 || tid != m->id) {
+		return;
+	}
+	for (char *l = strchr(buf, '\n'); l != NULL; l = strchr(l + 1, '\n')) {
+		unsigned p;
+		unsigned long long off;
+		if (sscanf(l + 1, "%u %llu", &p, &off) == 2 &&
+		    p < m->partitions) {
+			atomic_init(&g->g_parts[p].gp_committed, off);
+		}
+	}
 }
 
 static int
@@ -73,6 +121,7 @@ group_create(const shmq_t *q, const char *group, const char *topic,
 		g->g_parts[i].gp_gate = UINT32_MAX;
 		atomic_init(&g->g_parts[i].gp_committed, GP_NONE);
 	}
+	load_saved_offsets(q, group, topic, m, g);
 	/* Last, with release: pairs with the acquire in group_map. */
 	atomic_store_explicit(
 	    &g->g_version, LAYOUT_VERSION, memory_order_release);
@@ -590,6 +639,12 @@ shmq_group_delete(shmq_t *q, const char *group, const char *topic)
 			}
 			shmqi_group_path(q, group, topic, path, sizeof path);
 			rc = unlink(path) == 0 ? 0 : -errno;
+			/* And its saved offsets, or a new group of the same
+			 * name would inherit them. */
+			if (shmqi_saved_offsets_path(
+			        q, group, topic, path, sizeof path) == 0) {
+				unlink(path);
+			}
 		}
 		shmqi_group_unlock(&a.g);
 	}

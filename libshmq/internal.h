@@ -246,6 +246,10 @@ struct segment {
  * last one: a torn tail is cut off. */
 int shmqi_seg_open(
     const shmq_t *q, const char *topic, uint32_t part, struct segment *sg);
+/* The offset after the last whole record on disk (0 when none): a new
+ * ring of a persistent topic starts there. */
+int shmqi_seg_end_offset(
+    const shmq_t *q, const char *topic, uint32_t part, uint64_t *end);
 /* Start a new segment whose first record has offset `base`. */
 int shmqi_seg_roll(struct segment *sg, uint64_t base);
 void shmqi_seg_close(struct segment *sg);
@@ -294,6 +298,12 @@ bool shmqi_persister_alive(const shmq_t *q);
 int shmqi_fault_hit(void);
 
 /* ---- groups -------------------------------------------------------- */
+
+/* HOME/data/TOPIC/groups/GROUP.offsets: a persistent topic's group
+ * offsets as the persister last saved them. */
+int shmqi_saved_offsets_path(const shmq_t *q, const char *group,
+    const char *topic, char *buf, size_t cap);
+#define SAVED_MAX (64u * 1024u) /* 1024 partitions, about 30 bytes each */
 
 struct group {
 	int fd;

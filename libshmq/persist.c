@@ -24,12 +24,14 @@
  * tmpfs) is re-based to continue at the disk's next offset; a ring that
  * holds that offset continues from it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +39,18 @@
 
 #define LOCK_NAME "replicator.lock"
 #define SCAN_EVERY_NS 1000000000ll /* look for new topics each second */
+#define SAVE_EVERY_NS 100000000ll /* group offsets: at most 100 ms late */
+
+/* A consumer group of a persistent topic, whose committed offsets are
+ * saved to HOME/data/TOPIC/groups/GROUP.offsets for after a reboot. */
+struct pgroup {
+	char group[SHMQ_NAME_MAX + 1];
+	char topic[SHMQ_NAME_MAX + 1];
+	struct topic_meta meta;
+	struct group g;
+	uint64_t *saved; /* what the file holds */
+	bool seen;
+};
 
 struct ppart {
 	char topic[SHMQ_NAME_MAX + 1];
@@ -60,7 +74,10 @@ struct shmq_persister {
 	void *log_arg;
 	struct ppart **parts;
 	size_t n, cap;
+	struct pgroup **groups;
+	size_t ng, gcap;
 	int64_t next_scan_ns;
+	int64_t next_save_ns;
 };
 
 static void plog(shmq_persister_t *ps, int level, const char *fmt, ...)
@@ -295,6 +312,148 @@ scan_topic(const char *name, void *arg)
 	return 0;
 }
 
+static void
+group_drop(struct pgroup *pg)
+{
+	shmqi_group_close(&pg->g);
+	free(pg->saved);
+	free(pg);
+}
+
+/* Track a group file "GROUP@TOPIC.group" of a persistent topic. */
+static void
+group_track(shmq_persister_t *ps, const char *file)
+{
+	char name[2 * SHMQ_NAME_MAX + 16];
+	size_t l = strlen(file);
+	if (l < 7 || l >= sizeof name || strcmp(file + l - 6, ".group") != 0) {
+		return;
+	}
+	memcpy(name, file, l - 6);
+	name[l - 6] = '\0';
+	char *at = strchr(name, '@');
+	struct topic_meta m;
+	if (at == NULL) {
+		return;
+	}
+	*at = '\0';
+	if (!shmqi_name_valid(name) || !shmqi_name_valid(at + 1) ||
+	    shmqi_topic_load(ps->q, at + 1, &m) != 0 ||
+	    m.durability != SHMQ_DURABILITY_PERSISTENT) {
+		return;
+	}
+	for (size_t i = 0; i < ps->ng; i++) {
+		struct pgroup *pg = ps->groups[i];
+		if (pg->meta.id == m.id && strcmp(pg->group, name) == 0) {
+			pg->seen = true;
+			return;
+		}
+	}
+	struct pgroup *pg = calloc(1, sizeof *pg);
+	if (pg == NULL) {
+		return;
+	}
+	snprintf(pg->group, sizeof pg->group, "%.100s", name);
+	snprintf(pg->topic, sizeof pg->topic, "%.100s", at + 1);
+	pg->meta = m;
+	pg->seen = true;
+	pg->saved = malloc(m.partitions * sizeof *pg->saved);
+	if (pg->saved == NULL ||
+	    shmqi_group_open(ps->q, name, at + 1, &m, false, &pg->g) != 0) {
+		free(pg->saved);
+		free(pg);
+		return;
+	}
+	for (uint32_t p = 0; p < m.partitions; p++) {
+		pg->saved[p] = GP_NONE;
+	}
+	if (ps->ng == ps->gcap) {
+		size_t cap = ps->gcap ? ps->gcap * 2 : 8;
+		struct pgroup **ng = realloc(ps->groups, cap * sizeof *ng);
+		if (ng == NULL) {
+			group_drop(pg);
+			return;
+		}
+		ps->groups = ng;
+		ps->gcap = cap;
+	}
+	ps->groups[ps->ng++] = pg;
+}
+
+static void
+scan_groups(shmq_persister_t *ps)
+{
+	for (size_t i = 0; i < ps->ng; i++) {
+		ps->groups[i]->seen = false;
+	}
+	DIR *d = opendir(ps->q->shm_dir);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			group_track(ps, e->d_name);
+		}
+		closedir(d);
+	}
+	for (size_t i = 0; i < ps->ng;) {
+		if (!ps->groups[i]->seen) {
+			group_drop(ps->groups[i]);
+			ps->groups[i] = ps->groups[--ps->ng];
+			continue;
+		}
+		i++;
+	}
+}
+
+/* Write a group's committed offsets if they changed (temp file, fsync,
+ * rename, directory fsync: shmqi_write_file_atomic). */
+static void
+group_save(shmq_persister_t *ps, struct pgroup *pg)
+{
+	char dir[SHMQ_PATH_MAX], file[SHMQ_NAME_MAX + 16], buf[SAVED_MAX];
+	struct grp_hdr *h = pg->g.hdr;
+	bool changed = false;
+	if (atomic_load(&h->g_flags) & GROUP_F_DELETED) {
+		return; /* deleted: its file is gone and must stay gone */
+	}
+	int len = snprintf(buf, sizeof buf, "topic_id=%016llx\n",
+	    (unsigned long long)pg->meta.id);
+	for (uint32_t p = 0; p < pg->meta.partitions; p++) {
+		uint64_t c = atomic_load_explicit(
+		    &h->g_parts[p].gp_committed, memory_order_acquire);
+		changed = changed || c != pg->saved[p];
+		if (c != GP_NONE && len < (int)sizeof buf - 48) {
+			len += snprintf(buf + len, sizeof buf - (size_t)len,
+			    "%u %llu\n", p, (unsigned long long)c);
+		}
+	}
+	if (!changed) {
+		return;
+	}
+	snprintf(dir, sizeof dir, "%s/data/%s/groups", ps->q->home, pg->topic);
+	snprintf(file, sizeof file, "%s.offsets", pg->group);
+	unsigned dmode = ps->q->mode == 0660 ? 0770 : 0700;
+	(void)mkdir(dir, dmode); /* data/TOPIC exists: its segments */
+	int rc = shmqi_write_file_atomic(
+	    dir, file, buf, (size_t)len, ps->q->mode & 0666);
+	if (rc != 0) {
+		plog(ps, SHMQ_LOG_WARN, "group %s on %s: saving offsets: %s",
+		    pg->group, pg->topic, shmq_strerror(rc));
+		return;
+	}
+	for (uint32_t p = 0; p < pg->meta.partitions; p++) {
+		pg->saved[p] = atomic_load(&h->g_parts[p].gp_committed);
+	}
+}
+
+static void
+save_groups(shmq_persister_t *ps)
+{
+	for (size_t i = 0; i < ps->ng; i++) {
+		group_save(ps, ps->groups[i]);
+	}
+	ps->next_save_ns = shmqi_mono_ns() + SAVE_EVERY_NS;
+}
+
 /* Pick up new persistent topics, drop deleted ones. */
 static int
 scan(shmq_persister_t *ps)
@@ -314,6 +473,7 @@ scan(shmq_persister_t *ps)
 		}
 		i++;
 	}
+	scan_groups(ps);
 	ps->next_scan_ns = shmqi_mono_ns() + SCAN_EVERY_NS;
 	return rc;
 }
@@ -549,6 +709,9 @@ shmq_persister_poll(shmq_persister_t *ps, int timeout_ms)
 	if (now >= ps->next_scan_ns) {
 		(void)scan(ps);
 	}
+	if (now >= ps->next_save_ns) {
+		save_groups(ps);
+	}
 	ssize_t total = 0;
 	for (size_t i = 0; i < ps->n; i++) {
 		if (!ps->parts[i]->failed) {
@@ -574,6 +737,11 @@ shmq_persister_close(shmq_persister_t *ps)
 		part_close(ps, ps->parts[i]);
 	}
 	free(ps->parts);
+	for (size_t i = 0; i < ps->ng; i++) {
+		group_save(ps, ps->groups[i]);
+		group_drop(ps->groups[i]);
+	}
+	free(ps->groups);
 	shmqi_pio_close(ps->io);
 	if (ps->lockfd >= 0) {
 		close(ps->lockfd); /* drops the lock */

@@ -96,8 +96,8 @@ max_record_for(uint64_t cap)
 }
 
 static int
-ring_create(const shmq_t *q, const struct topic_meta *m, uint32_t part,
-    const char *path)
+ring_create(const shmq_t *q, const char *topic, const struct topic_meta *m,
+    uint32_t part, const char *path)
 {
 	char tmp[SHMQ_PATH_MAX];
 	uint64_t index_off, data_off;
@@ -137,6 +137,15 @@ ring_create(const shmq_t *q, const struct topic_meta *m, uint32_t part,
 		goto out;
 	}
 	if (m->durability == SHMQ_DURABILITY_PERSISTENT) {
+		/* Continue the log where the disk ends (after a reboot
+		 * wiped tmpfs), whoever builds the ring first. */
+		uint64_t base = 0;
+		if ((rc = shmqi_seg_end_offset(q, topic, part, &base)) != 0) {
+			goto out;
+		}
+		atomic_store(&h->hdr_start_off, base);
+		atomic_store(&h->hdr_end_off, base);
+		atomic_store(&h->hdr_durable_off, base);
 		atomic_store(&h->hdr_flags, RING_F_PERSISTENT);
 	}
 	/* Index entries start at 0, a valid position: readers check the
@@ -282,7 +291,7 @@ shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
 			rc = SHMQ_EDELETED;
 		}
 		if (rc == 0) {
-			rc = ring_create(q, m, part, path);
+			rc = ring_create(q, topic, m, part, path);
 		}
 		if (rc == 0) {
 			rc = ring_map(q, m, part, path, r);

@@ -140,9 +140,10 @@ shmqi_seg_valid(
 	return p;
 }
 
-/* Scan the segment and cut a torn tail off. */
+/* Read the segment and find its whole, valid records: sg->size (bytes),
+ * sg->end_off, and sg->truncated (what follows them). */
 static int
-seg_recover(struct segment *sg)
+seg_scan(struct segment *sg)
 {
 	struct stat st;
 	if (fstat(sg->fd, &st) != 0) {
@@ -166,12 +167,21 @@ seg_recover(struct segment *sg)
 	free(buf);
 	sg->size = valid;
 	sg->truncated = len - valid;
-	if (valid < len) {
-		int rc = shmqi_fault_hit();
-		if (rc != 0 || ftruncate(sg->fd, (off_t)valid) != 0 ||
-		    fdatasync(sg->fd) != 0) {
-			return rc != 0 ? rc : -errno;
-		}
+	return 0;
+}
+
+/* Scan the segment and cut a torn tail off. */
+static int
+seg_recover(struct segment *sg)
+{
+	int rc = seg_scan(sg);
+	if (rc != 0 || sg->truncated == 0) {
+		return rc;
+	}
+	if ((rc = shmqi_fault_hit()) != 0 ||
+	    ftruncate(sg->fd, (off_t)sg->size) != 0 ||
+	    fdatasync(sg->fd) != 0) {
+		return rc != 0 ? rc : -errno;
 	}
 	return 0;
 }
@@ -240,6 +250,41 @@ shmqi_seg_open(
 	}
 	sg->base = base;
 	return seg_recover(sg);
+}
+
+int
+shmqi_seg_end_offset(
+    const shmq_t *q, const char *topic, uint32_t part, uint64_t *end)
+{
+	char path[SHMQ_PATH_MAX];
+	uint64_t base = 0;
+	*end = 0;
+	int w = snprintf(
+	    path, sizeof path, "%s/data/%s/%" PRIu32, q->home, topic, part);
+	if (w < 0 || (size_t)w >= sizeof path) {
+		return -ENAMETOOLONG;
+	}
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		return errno == ENOENT ? 0 : -errno; /* nothing on disk */
+	}
+	struct segment sg;
+	memset(&sg, 0, sizeof sg);
+	sg.dirfd = dfd;
+	sg.fd = -1;
+	int rc = seg_last(dfd, &base);
+	if (rc == 0) {
+		char name[SEG_NAME_LEN + 1];
+		snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
+		sg.fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		sg.base = base;
+		rc = sg.fd < 0 ? -errno : seg_scan(&sg);
+		*end = sg.end_off;
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	shmqi_seg_close(&sg);
+	return rc;
 }
 
 int

@@ -12,9 +12,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -274,6 +276,27 @@ remove_topic_files(const shmq_t *q, const char *name)
 	closedir(d);
 }
 
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+/* A persistent topic's segments and saved group offsets: a topic made
+ * later under the same name must not continue from them. */
+static void
+remove_topic_data(const shmq_t *q, const char *name)
+{
+	char dir[SHMQ_PATH_MAX];
+	int w = snprintf(dir, sizeof dir, "%s/data/%s", q->home, name);
+	if (w > 0 && (size_t)w < sizeof dir) {
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
 int
 shmq_topic_delete(shmq_t *q, const char *name)
 {
@@ -301,6 +324,7 @@ shmq_topic_delete(shmq_t *q, const char *name)
 		}
 		if (rc == 0 || rc == SHMQ_ECORRUPT) {
 			remove_topic_files(q, name);
+			remove_topic_data(q, name);
 			rc = 0;
 		}
 	}

@@ -381,7 +381,83 @@ test_persist_consumer_reads_old_offsets_from_segments(void)
 	th_destroy(q);
 }
 
+/* Group offsets of a persistent topic survive a reboot: tmpfs wiped
+ * (rings and group files gone), the group resumes where it committed,
+ * reading the older records from disk. */
+static void
+wipe_tmpfs(shmq_t *q)
+{
+	char cmd[SHMQ_PATH_MAX + 32];
+	snprintf(cmd, sizeof cmd, "rm -f %s/*", shmq_shm_dir(q));
+	CU_ASSERT_FATAL(system(cmd) == 0);
+}
+
+static void
+test_persist_group_offsets_survive_a_reboot(void)
+{
+	shmq_t *q = th_attach();
+	char path[SHMQ_PATH_MAX];
+	shmq_persister_t *ps = NULL;
+	shmq_consumer_options_t co;
+	shmq_consumer_t *c = NULL;
+	shmq_record_t r;
+	char buf[16];
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, "t");
+	for (uint64_t v = 0; v < 100; v++) {
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		TH_OK(shmq_send(p, &m));
+	}
+	shmq_producer_close(p);
+	shmq_consumer_options_init(&co);
+	co.group = "g";
+	TH_OK(shmq_consumer_open(q, "t", &co, &c));
+	for (int i = 0; i < 40; i++) {
+		TH_OK(shmq_recv(c, buf, sizeof buf, &r, 1000));
+	}
+	TH_OK(shmq_consumer_commit(c));
+	shmq_consumer_close(c);
+	/* The persister writes the records and, within 100 ms, the
+	 * offsets; wait for the file with a deadline. */
+	snprintf(
+	    path, sizeof path, "%s/data/t/groups/g.offsets", shmq_home(q));
+	int64_t deadline = th_mono_ms() + 3000;
+	while (access(path, F_OK) != 0 && th_mono_ms() < deadline) {
+		(void)shmq_persister_poll(ps, 20);
+	}
+	CU_ASSERT_FATAL(access(path, F_OK) == 0);
+	shmq_persister_close(ps);
+
+	wipe_tmpfs(q); /* the reboot */
+	shmq_t *q2 = th_reattach(q);
+	/* A producer first, before any persister: whoever builds the ring
+	 * starts it where the disk ends. */
+	p = th_producer(q2, "t");
+	uint64_t v = 100;
+	shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+	TH_OK(shmq_send(p, &m));
+	CU_ASSERT_EQUAL(m.offset, 100);
+	TH_OK(shmq_persister_open(q2, NULL, NULL, NULL, &ps));
+	TH_OK(shmq_consumer_open(q2, "t", &co, &c));
+	for (uint64_t want = 40; want <= 100; want++) {
+		TH_OK(shmq_recv(c, buf, sizeof buf, &r, 1000));
+		memcpy(&v, buf, 8);
+		CU_ASSERT_EQUAL(r.offset, want);
+		CU_ASSERT_EQUAL(v, want);
+	}
+	shmq_consumer_close(c);
+	shmq_producer_close(p);
+	TH_OK(shmq_group_delete(q2, "g", "t"));
+	CU_ASSERT(access(path, F_OK) != 0); /* deleted with the group */
+	shmq_persister_close(ps);
+	shmq_detach(q2);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_persist_group_offsets_survive_a_reboot",
+	    test_persist_group_offsets_survive_a_reboot },
 	{ "test_persist_consumer_reads_old_offsets_from_segments",
 	    test_persist_consumer_reads_old_offsets_from_segments },
 	{ "test_persist_durable_acks_need_a_persister_and_a_persistent_topic",
