@@ -120,6 +120,31 @@ shmqi_persister_alive(const shmq_t *q)
 	return alive;
 }
 
+int
+shmq_persister_running(shmq_t *q, pid_t *pid)
+{
+	char path[SHMQ_PATH_MAX], buf[24];
+	if (q == NULL) {
+		return -EINVAL;
+	}
+	int rc = lock_path(q, path, sizeof path);
+	if (rc != 0) {
+		return rc;
+	}
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return errno == ENOENT ? 0 : -errno;
+	}
+	bool alive = shmqi_lock_held(fd, 0);
+	ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	buf[k > 0 ? k : 0] = '\0';
+	if (alive && pid != NULL) {
+		*pid = (pid_t)strtol(buf, NULL, 10);
+	}
+	return alive ? 1 : 0;
+}
+
 /* The durable watermark moves: release DURABLE producers and space.
  * The seq_cst store pairs with the producers' fenced re-check after
  * raising the waiter count (wait_durable). */

@@ -536,6 +536,10 @@ SHMQ_API ssize_t shmq_persister_poll(shmq_persister_t *ps, int timeout_ms);
 /* Flush everything written, release the lock, free.  Accepts NULL. */
 SHMQ_API void shmq_persister_close(shmq_persister_t *ps);
 
+/* Is a persister (shmq-replicator) running for this instance?  1 (and
+ * *pid, if not NULL, is its pid), 0, or a negative error. */
+SHMQ_API int shmq_persister_running(shmq_t *q, pid_t *pid);
+
 /* ------------------------------------------------------------------ */
 /* Groups (administration; members use shmq_consumer_open)            */
 /* ------------------------------------------------------------------ */

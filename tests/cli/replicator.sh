@@ -191,6 +191,20 @@ PY
 check "  ... and segment files exist under HOME/data" \
 	test -n "$(find "$SHMQ_HOME/data" -type f 2>/dev/null)"
 
+run "$CTL" status
+expect_rc "status" 0
+check "  ... names the running replicator and its pid" \
+	has_out "^REPLICATOR  running (pid $b)"
+check "  ... shows partition 0 of t durable at 200" \
+	grep -Eq "^t +0 +200 +200 +0 +-" "$T/out"
+run "$CTL" status --json
+check "status --json" python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+assert v["replicator_running"] and v["replicator_pid"] == int(sys.argv[2])
+assert v["partitions"] == [{"topic": "t", "partition": 0, "end": 200,
+    "durable": 200, "persist_error": 0}], v' "$T/out" "$b"
+
 # --- SIGHUP -------------------------------------------------------------
 
 printf 'log_level = debug\n' >"$T/repl.conf"
@@ -220,6 +234,9 @@ check "  ... and the replicator still runs" alive "$b"
 
 stop_bg TERM
 check "SIGTERM: exit 0" test "$rc" -eq 0
+run "$CTL" status
+check "status: not running, and how to start it" \
+	has_out "^REPLICATOR  not running (start it with: shmq-replicator"
 check "  ... after logging stopped" grep -q ' info: stopped$' "$T/b.log"
 check "  ... and telling systemd STOPPING=1" \
 	wait_for 10 grep -qx "STOPPING=1" "$T/notify.out"

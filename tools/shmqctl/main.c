@@ -160,6 +160,14 @@ static const char usage_info[] =
     "Print the instance's home directory, the directory of its rings and\n"
     "group state (under /dev/shm), and the library version.\n" COMMON_HELP;
 
+static const char usage_status[] =
+    "Usage: shmqctl status\n"
+    "\n"
+    "Whether the instance's shmq-replicator runs (and its pid), and for\n"
+    "every partition of a persistent topic its end offset, its durable\n"
+    "offset (on disk), how far behind the disk is, and any sticky write\n"
+    "error.\n" COMMON_HELP;
+
 static const char usage_main[] =
     "Usage: shmqctl [--home DIR] [--json] COMMAND [ARGS...]\n"
     "\n"
@@ -182,6 +190,7 @@ static const char usage_main[] =
     "[--execute]\n"
     "  group delete GROUP --topic TOPIC\n"
     "  info\n"
+    "  status\n"
     "\n"
     "Options:\n"
     "  --home DIR     the instance (default: $SHMQ_HOME, else ./shmq-home)\n"
@@ -203,6 +212,7 @@ static const struct ctl_cmd cmds[] = {
 	{ "group reset-offsets", usage_group_reset, reset_offsets },
 	{ "group delete", usage_group_delete, group_delete },
 	{ "info", usage_info, info_run },
+	{ "status", usage_status, status_run },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

@@ -59,6 +59,7 @@ ctl_run_fn topic_create, topic_list, topic_describe, topic_delete;
 ctl_run_fn produce_run, consume_run;
 ctl_run_fn group_list, group_describe, group_delete, reset_offsets;
 ctl_run_fn info_run;
+ctl_run_fn status_run;
 
 /* util.c: diagnostics, attaching, option plumbing */
 
