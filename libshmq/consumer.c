@@ -1061,6 +1061,9 @@ shmq_assign(shmq_consumer_t *c, const uint32_t *parts, size_t n)
 	if (c == NULL || c->in_group || (parts == NULL && n != 0)) {
 		return -EINVAL;
 	}
+	if (c->borrowed) {
+		return -EBUSY; /* release the view first */
+	}
 	for (size_t k = 0; k < n; k++) {
 		if (parts[k] >= c->nparts) {
 			return -EINVAL;
@@ -1083,6 +1086,9 @@ shmq_seek(shmq_consumer_t *c, uint32_t part, uint64_t offset)
 	if (c == NULL || part >= c->nparts || !c->parts[part].active ||
 	    offset == NEED_RESET) {
 		return -EINVAL;
+	}
+	if (c->borrowed) {
+		return -EBUSY; /* the view may point into what would go */
 	}
 	struct cpart *cp = &c->parts[part];
 	disk_close(cp);

@@ -259,6 +259,7 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	pp->sg.fd = pp->sg.dirfd = -1;
 	int rc = shmqi_ring_open(ps->q, topic, m, id, &pp->r);
 	if (rc == 0 && (rc = shmqi_seg_open(ps->q, topic, id, &pp->sg)) != 0) {
+		shmqi_seg_close(&pp->sg); /* it may hold the directory */
 		shmqi_ring_close(&pp->r);
 	}
 	if (rc != 0) {
@@ -289,6 +290,10 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	if ((rc = align(ps, pp)) != 0) {
 		fail(ps, pp, rc, "recovery");
 	} else if (flush(ps, pp) == 0) {
+		/* A dead predecessor's sticky error ends here: this
+		 * persister (the only one: it holds the lock) has recovered
+		 * and flushed the partition. */
+		atomic_store(&pp->r.hdr->hdr_persist_err, 0);
 		plog(ps, SHMQ_LOG_INFO, "%s/%u: persisting from offset %llu",
 		    topic, id, (unsigned long long)pp->woff);
 	}

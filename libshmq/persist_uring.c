@@ -26,6 +26,7 @@
 
 struct shmqi_pio {
 	struct io_uring ring;
+	uint64_t seq; /* tags this round's operations (user_data) */
 };
 
 int
@@ -67,23 +68,45 @@ shmqi_pio_close(struct shmqi_pio *io)
 	}
 }
 
-/* Submit what is queued and reap `n` completions into res[]. */
+/* Submit what is queued and reap this round's `n` completions into
+ * res[].  A signal (the daemon's SIGHUP, say) interrupts the waits with
+ * -EINTR: wait again — the operations are in flight either way.  Every
+ * operation carries the round's sequence number in its user_data, and a
+ * completion of another round (one an earlier error left behind) is
+ * dropped, never taken for this round's. */
 static int
 pio_run(struct shmqi_pio *io, int n, int *res)
 {
-	int rc = io_uring_submit_and_wait(&io->ring, (unsigned)n);
+	int rc;
+	do {
+		rc = io_uring_submit_and_wait(&io->ring, (unsigned)n);
+	} while (rc == -EINTR);
 	if (rc < 0) {
 		return rc;
 	}
-	for (int i = 0; i < n; i++) {
+	for (int got = 0; got < n;) {
 		struct io_uring_cqe *cqe;
-		if ((rc = io_uring_wait_cqe(&io->ring, &cqe)) < 0) {
+		do {
+			rc = io_uring_wait_cqe(&io->ring, &cqe);
+		} while (rc == -EINTR);
+		if (rc < 0) {
 			return rc;
 		}
-		res[io_uring_cqe_get_data64(cqe)] = cqe->res;
+		uint64_t tag = io_uring_cqe_get_data64(cqe);
+		if (tag >> 1 == io->seq) {
+			res[tag & 1] = cqe->res;
+			got++;
+		}
 		io_uring_cqe_seen(&io->ring, cqe);
 	}
 	return 0;
+}
+
+/* user_data of this round's operation `i` (0: the write, 1: a flush). */
+static uint64_t
+pio_tag(struct shmqi_pio *io, unsigned i)
+{
+	return io->seq << 1 | i;
 }
 
 static int
@@ -95,8 +118,9 @@ pio_flush(struct shmqi_pio *io, int fd)
 		return rc;
 	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+	io->seq++;
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_sqe_set_data64(sqe, pio_tag(io, 0));
 	if ((rc = pio_run(io, 1, res)) != 0) {
 		return rc;
 	}
@@ -135,16 +159,17 @@ shmqi_pio_write(struct shmqi_pio *io, int fd, const struct iovec *iov, int n,
 		}
 		int flush_rc = sync ? shmqi_fault_hit() : 0;
 		struct io_uring_sqe *w = io_uring_get_sqe(&io->ring);
+		io->seq++;
 		io_uring_prep_writev(
 		    w, fd, v + first, (unsigned)(n - first), off);
-		io_uring_sqe_set_data64(w, 0);
+		io_uring_sqe_set_data64(w, pio_tag(io, 0));
 		int ops = 1;
 		if (sync && flush_rc == 0) {
 			/* Flush after this write, not before it. */
 			w->flags |= IOSQE_IO_LINK;
 			struct io_uring_sqe *f = io_uring_get_sqe(&io->ring);
 			io_uring_prep_fsync(f, fd, IORING_FSYNC_DATASYNC);
-			io_uring_sqe_set_data64(f, 1);
+			io_uring_sqe_set_data64(f, pio_tag(io, 1));
 			ops = 2;
 		}
 		res[1] = 0;
@@ -158,6 +183,9 @@ shmqi_pio_write(struct shmqi_pio *io, int fd, const struct iovec *iov, int n,
 			return -EIO; /* no progress: do not spin */
 		}
 		size_t done = (size_t)res[0];
+		if (done > left) {
+			return -EIO; /* more than asked: not ours to trust */
+		}
 		left -= done;
 		off += done;
 		if (left == 0) {

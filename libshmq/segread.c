@@ -233,8 +233,14 @@ shmqi_segread_open(const shmq_t *q, const char *topic, uint32_t part,
 	 * record landed on is kept for the next call. */
 	while (sr->next_off <= off) {
 		rc = shmqi_segread_next(sr, &sr->pend);
-		if (rc <= 0) {
-			return rc == 0 ? LOC_ABOVE : rc;
+		if (rc < 0) {
+			return rc;
+		}
+		if (rc == 0) {
+			/* The disk ends here.  Past `off` (only aborted
+			 * records after it): found, and the rest is in the
+			 * ring.  Not past it: not on disk. */
+			return sr->next_off > off ? LOC_FOUND : LOC_ABOVE;
 		}
 		if (sr->pend.offset >= off) {
 			sr->pending = true;

@@ -414,13 +414,15 @@ SHMQ_API void shmq_consumer_close(shmq_consumer_t *c);
 
 /* Standalone consumers: read exactly these partitions, each from the
  * reset policy's position until shmq_seek moves it.  -EINVAL in a
- * group or for a partition out of range. */
+ * group or for a partition out of range; -EBUSY while a record is
+ * borrowed. */
 SHMQ_API int shmq_assign(
     shmq_consumer_t *c, const uint32_t *partitions, size_t n);
 
 /* Next read of `partition` starts at `offset`.  Offsets below the log
  * start or above its end take the reset policy when read.  The
- * partition must be assigned (in a group: owned now) or -EINVAL.  On a
+ * partition must be assigned (in a group: owned now) or -EINVAL;
+ * -EBUSY while a record is borrowed (shmq_peek).  On a
  * `block` topic, records below the group's committed offset are not
  * held for it: reading there, a member may be lapped (SHMQ_ELAPPED). */
 SHMQ_API int shmq_seek(

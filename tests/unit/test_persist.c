@@ -7,10 +7,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -455,7 +457,176 @@ test_persist_group_offsets_survive_a_reboot(void)
 	th_destroy(q);
 }
 
+/* A signal during the persister's io_uring waits (the daemon's SIGHUP
+ * reload) must not fail the partition: before, -EINTR became a sticky
+ * error and left completions behind for other operations to take. */
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static int
+signalled_persister(void *arg)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1; /* no SA_RESTART: waits see -EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	return persister_main(arg);
+}
+
+static void
+test_persist_signals_do_not_fail_the_partition(void)
+{
+	shmq_t *q = th_attach();
+	char home[SHMQ_DIR_MAX];
+	snprintf(home, sizeof home, "%s", shmq_home(q));
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
+	pid_t pid = th_fork(signalled_persister, home);
+	wait_persister(q, true);
+	shmq_producer_options_t po;
+	shmq_producer_options_init(&po);
+	po.acks = SHMQ_ACKS_DURABLE;
+	shmq_producer_t *p = NULL;
+	TH_OK(shmq_producer_open(q, "t", &po, &p));
+	/* A second process signals the persister without pause while the
+	 * sends run, so that its io_uring waits are interrupted. */
+	pid_t sig = fork();
+	if (sig == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			kill(pid, SIGUSR1);
+			sched_yield();
+		}
+	}
+	int failed = 0;
+	for (uint64_t v = 0; v < 300 && failed == 0; v++) {
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		failed = shmq_send(p, &m);
+	}
+	kill(sig, SIGKILL);
+	th_wait(sig);
+	TH_OK(failed);
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "t", 0, &pi));
+	CU_ASSERT_EQUAL(pi.persist_err, 0);
+	shmq_producer_close(p);
+	kill(pid, SIGKILL);
+	th_wait(pid);
+	th_destroy(q);
+}
+
+/* A sticky error belongs to the persister that met it: a new one that
+ * recovers the partition clears it. */
+static void
+test_persist_new_persister_clears_a_dead_ones_error(void)
+{
+	shmq_t *q = th_attach();
+	struct topic_meta m;
+	struct ring r;
+	shmq_persister_t *ps = NULL;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
+	TH_OK(shmqi_topic_load(q, "t", &m));
+	TH_OK(shmqi_ring_open(q, "t", &m, 0, &r));
+	atomic_store(&r.hdr->hdr_persist_err, -EIO); /* a dead one's */
+	shmqi_ring_close(&r);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "t", 0, &pi));
+	CU_ASSERT_EQUAL(pi.persist_err, 0);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
+static int
+count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		return -1;
+	}
+	while (readdir(d) != NULL) {
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* A partition that cannot be opened (its segment is a directory) does
+ * not leak the descriptors the attempt took. */
+static void
+test_persist_failed_partition_open_leaks_no_descriptor(void)
+{
+	shmq_t *q = th_attach();
+	char path[SHMQ_PATH_MAX + 64];
+	shmq_persister_t *ps = NULL;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps)); /* makes dirs */
+	shmq_persister_close(ps);
+	snprintf(path, sizeof path, "%s/data/t/0/%020d.log", shmq_home(q), 0);
+	CU_ASSERT_FATAL(unlink(path) == 0 && mkdir(path, 0700) == 0);
+	int before = count_fds();
+	for (int i = 0; i < 5; i++) {
+		TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+		shmq_persister_close(ps);
+	}
+	CU_ASSERT_EQUAL(count_fds(), before);
+	rmdir(path);
+	th_destroy(q);
+}
+
+/* Only aborted records between a consumer's offset and the end of the
+ * disk: it goes on in the ring, not back to its reset policy (which
+ * would deliver the log again from its start). */
+static void
+test_persist_reader_past_aborted_records_continues_in_the_ring(void)
+{
+	shmq_t *q = th_attach();
+	shmq_persister_t *ps = NULL;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, "t");
+	uint64_t v = 0;
+	shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+	TH_OK(shmq_send(p, &m)); /* offset 0 */
+	for (int i = 0; i < 2000; i++) {
+		shmq_slice_t sl;
+		(void)shmq_persister_poll(ps, 0);
+		TH_OK(shmq_reserve(p, 0, 0, 8, &sl));
+		TH_OK(shmq_abort(p, &sl)); /* offsets 1..2000: gaps */
+	}
+	(void)shmq_persister_poll(ps, 0);
+	v = 2001;
+	TH_OK(shmq_send(p, &m)); /* in the ring, not yet on disk */
+	CU_ASSERT_EQUAL(m.offset, 2001);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
+	shmq_record_t r;
+	char buf[16];
+	TH_OK(shmq_seek(c, 0, 1));
+	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 1000));
+	CU_ASSERT_EQUAL(r.offset, 2001);
+	/* And a seek while a record is borrowed is refused. */
+	TH_OK(shmq_seek(c, 0, 0));
+	TH_OK(shmq_peek(c, &r, 1000));
+	TH_FAIL(shmq_seek(c, 0, 0), -EBUSY);
+	TH_OK(shmq_release(c, &r));
+	shmq_consumer_close(c);
+	shmq_producer_close(p);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_persist_signals_do_not_fail_the_partition",
+	    test_persist_signals_do_not_fail_the_partition },
+	{ "test_persist_new_persister_clears_a_dead_ones_error",
+	    test_persist_new_persister_clears_a_dead_ones_error },
+	{ "test_persist_failed_partition_open_leaks_no_descriptor",
+	    test_persist_failed_partition_open_leaks_no_descriptor },
+	{ "test_persist_reader_past_aborted_records_continues_in_the_ring",
+	    test_persist_reader_past_aborted_records_continues_in_the_ring },
 	{ "test_persist_group_offsets_survive_a_reboot",
 	    test_persist_group_offsets_survive_a_reboot },
 	{ "test_persist_consumer_reads_old_offsets_from_segments",
