@@ -1,6 +1,7 @@
 /*
  * helpers.c — test fixtures (see helpers.h).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -104,6 +105,21 @@ th_reader(shmq_t *q, const char *topic, uint32_t part)
 	TH_OK(shmq_consumer_open(q, topic, NULL, &c));
 	TH_OK(shmq_assign(c, &part, 1));
 	return c;
+}
+
+int
+th_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		return -1;
+	}
+	while (readdir(d) != NULL) {
+		n++;
+	}
+	closedir(d);
+	return n;
 }
 
 int64_t

@@ -44,6 +44,9 @@ shmq_producer_t *th_producer_opts(
 /* A standalone consumer reading partition `part` from the earliest. */
 shmq_consumer_t *th_reader(shmq_t *q, const char *topic, uint32_t part);
 
+/* Open file descriptors of this process (leak checks). */
+int th_count_fds(void);
+
 /* CLOCK_MONOTONIC in ms, for deadlines. */
 int64_t th_mono_ms(void);
 

@@ -199,21 +199,6 @@ script(shmq_t *q, struct run *run)
 	shmq_producer_close(p);
 }
 
-static int
-count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL) {
-		return -1;
-	}
-	while (readdir(d) != NULL) {
-		n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* Names containing ".tmp." in dir (a temp file somebody left). */
 static int
 temp_files(const char *dir)
@@ -354,7 +339,7 @@ fault_loop(int err, bool persistent)
 		struct run run;
 		shmq_options_t o;
 		shmq_t *q = th_attach();
-		int fds = count_fds();
+		int fds = th_count_fds();
 
 		shmqi_fault_set(n, err, persistent);
 		script(q, &run);
@@ -366,7 +351,7 @@ fault_loop(int err, bool persistent)
 		}
 		CU_ASSERT_EQUAL(run.bad, 0);
 		/* Every handle closed: every descriptor given back. */
-		CU_ASSERT_EQUAL(count_fds(), fds);
+		CU_ASSERT_EQUAL(th_count_fds(), fds);
 
 		snprintf(home, sizeof home, "%s", shmq_home(q));
 		shmq_detach(q);

@@ -140,6 +140,20 @@ wait_persister(shmq_t *q, bool alive)
 	CU_ASSERT_FATAL(shmqi_persister_alive(q) == alive);
 }
 
+/* Once the persister (started by the caller) runs: a DURABLE
+ * producer. */
+static shmq_producer_t *
+durable_producer(shmq_t *q, const char *topic)
+{
+	shmq_producer_options_t po;
+	shmq_producer_t *p = NULL;
+	wait_persister(q, true);
+	shmq_producer_options_init(&po);
+	po.acks = SHMQ_ACKS_DURABLE;
+	TH_OK(shmq_producer_open(q, topic, &po, &p));
+	return p;
+}
+
 static void
 test_persist_durable_acks_need_a_persister_and_a_persistent_topic(void)
 {
@@ -353,12 +367,7 @@ test_persist_consumer_reads_old_offsets_from_segments(void)
 	snprintf(home, sizeof home, "%s", shmq_home(q));
 	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
 	pid_t pid = th_fork(persister_main, home);
-	wait_persister(q, true);
-	shmq_producer_options_t po;
-	shmq_producer_options_init(&po);
-	po.acks = SHMQ_ACKS_DURABLE;
-	shmq_producer_t *p = NULL;
-	TH_OK(shmq_producer_open(q, "t", &po, &p));
+	shmq_producer_t *p = durable_producer(q, "t");
 	const uint64_t n = 5000; /* 64 bytes each: about five rings */
 	for (uint64_t v = 0; v < n; v++) {
 		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
@@ -484,12 +493,7 @@ test_persist_signals_do_not_fail_the_partition(void)
 	snprintf(home, sizeof home, "%s", shmq_home(q));
 	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	pid_t pid = th_fork(signalled_persister, home);
-	wait_persister(q, true);
-	shmq_producer_options_t po;
-	shmq_producer_options_init(&po);
-	po.acks = SHMQ_ACKS_DURABLE;
-	shmq_producer_t *p = NULL;
-	TH_OK(shmq_producer_open(q, "t", &po, &p));
+	shmq_producer_t *p = durable_producer(q, "t");
 	/* A second process signals the persister without pause while the
 	 * sends run, so that its io_uring waits are interrupted. */
 	pid_t sig = fork();
@@ -539,21 +543,6 @@ test_persist_new_persister_clears_a_dead_ones_error(void)
 	th_destroy(q);
 }
 
-static int
-count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL) {
-		return -1;
-	}
-	while (readdir(d) != NULL) {
-		n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* A partition that cannot be opened (its segment is a directory) does
  * not leak the descriptors the attempt took. */
 static void
@@ -567,12 +556,12 @@ test_persist_failed_partition_open_leaks_no_descriptor(void)
 	shmq_persister_close(ps);
 	snprintf(path, sizeof path, "%s/data/t/0/%020d.log", shmq_home(q), 0);
 	CU_ASSERT_FATAL(unlink(path) == 0 && mkdir(path, 0700) == 0);
-	int before = count_fds();
+	int before = th_count_fds();
 	for (int i = 0; i < 5; i++) {
 		TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
 		shmq_persister_close(ps);
 	}
-	CU_ASSERT_EQUAL(count_fds(), before);
+	CU_ASSERT_EQUAL(th_count_fds(), before);
 	rmdir(path);
 	th_destroy(q);
 }
