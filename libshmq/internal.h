@@ -69,6 +69,8 @@ struct topic_meta {
 	int fsync; /* enum shmq_fsync */
 	uint32_t fsync_interval_ms;
 	uint64_t segment_bytes;
+	uint64_t retention_bytes; /* 0: keep */
+	uint64_t retention_ms; /* 0: keep */
 };
 
 #define SEGMENT_BYTES_DEFAULT (64ull << 20)
@@ -250,6 +252,11 @@ int shmqi_seg_open(
  * ring of a persistent topic starts there. */
 int shmqi_seg_end_offset(
     const shmq_t *q, const char *topic, uint32_t part, uint64_t *end);
+/* Delete the oldest whole segments (never the one being written) while
+ * the partition holds more than max_bytes, or while the oldest was last
+ * written more than max_ms ago; 0 means no limit. */
+int shmqi_seg_retain(struct segment *sg, uint64_t max_bytes, uint64_t max_ms,
+    uint64_t *deleted);
 /* Start a new segment whose first record has offset `base`. */
 int shmqi_seg_roll(struct segment *sg, uint64_t base);
 void shmqi_seg_close(struct segment *sg);

@@ -492,6 +492,18 @@ scan(shmq_persister_t *ps)
 		ps->parts[i]->seen = false;
 	}
 	int rc = shmq_topic_list(ps->q, scan_topic, ps);
+	for (size_t i = 0; i < ps->n; i++) {
+		struct ppart *pp = ps->parts[i];
+		uint64_t gone = 0;
+		if (pp->seen && !pp->failed &&
+		    shmqi_seg_retain(&pp->sg, pp->meta.retention_bytes,
+		        pp->meta.retention_ms, &gone) == 0 &&
+		    gone > 0) {
+			plog(ps, SHMQ_LOG_INFO,
+			    "%s/%u: retention deleted %llu segment(s)",
+			    pp->topic, pp->id, (unsigned long long)gone);
+		}
+	}
 	for (size_t i = 0; i < ps->n;) {
 		struct ppart *pp = ps->parts[i];
 		if (!pp->seen || shmqi_ring_check(&pp->r) == SHMQ_EDELETED) {

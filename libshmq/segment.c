@@ -76,6 +76,9 @@ seg_last(int dirfd, uint64_t *base)
 		close(fd);
 		return -errno;
 	}
+	/* A dup shares the file offset: an earlier walk left it at the
+	 * end, so start over. */
+	rewinddir(d);
 	int rc = -ENOENT;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
@@ -285,6 +288,96 @@ shmqi_seg_end_offset(
 	}
 	shmqi_seg_close(&sg);
 	return rc;
+}
+
+struct seg_ent {
+	uint64_t base;
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+static int
+cmp_ent(const void *a, const void *b)
+{
+	const struct seg_ent *x = a, *y = b;
+	return (x->base > y->base) - (x->base < y->base);
+}
+
+int
+shmqi_seg_retain(
+    struct segment *sg, uint64_t max_bytes, uint64_t max_ms, uint64_t *deleted)
+{
+	struct seg_ent *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t total = 0;
+	*deleted = 0;
+	if (max_bytes == 0 && max_ms == 0) {
+		return 0;
+	}
+	int fd = dup(sg->dirfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -errno;
+	}
+	/* A dup shares the file offset: an earlier walk left it at the
+	 * end, so start over. */
+	rewinddir(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		char *end;
+		if (strlen(e->d_name) != SEG_NAME_LEN ||
+		    strcmp(e->d_name + 20, ".log") != 0 ||
+		    fstatat(sg->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+		        0) {
+			continue;
+		}
+		uint64_t b = strtoull(e->d_name, &end, 10);
+		if (end != e->d_name + 20) {
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct seg_ent *nv = realloc(v, cap * sizeof *nv);
+			if (nv == NULL) {
+				break;
+			}
+			v = nv;
+		}
+		v[n].base = b;
+		v[n].size = (uint64_t)st.st_size;
+		v[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+		    st.st_mtim.tv_nsec;
+		total += v[n].size;
+		n++;
+	}
+	closedir(d);
+	qsort(v, n, sizeof *v, cmp_ent);
+	int64_t now = shmqi_now_ns();
+	/* Oldest first, and never the segment being written. */
+	for (size_t i = 0; i < n && v[i].base < sg->base; i++) {
+		bool too_big = max_bytes != 0 && total > max_bytes;
+		bool too_old = max_ms != 0 &&
+		    now - v[i].mtime_ns > (int64_t)max_ms * 1000000;
+		if (!too_big && !too_old) {
+			break;
+		}
+		char name[SEG_NAME_LEN + 1];
+		snprintf(name, sizeof name, "%020" PRIu64 ".log", v[i].base);
+		if (unlinkat(sg->dirfd, name, 0) != 0) {
+			break;
+		}
+		total -= v[i].size;
+		(*deleted)++;
+	}
+	free(v);
+	if (*deleted > 0) {
+		(void)fsync(sg->dirfd); /* the names are gone for good */
+	}
+	return 0;
 }
 
 int

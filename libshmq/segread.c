@@ -47,6 +47,9 @@ seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first)
 		}
 		return -errno;
 	}
+	/* A dup shares the file offset: an earlier walk left it at the
+	 * end, so start over. */
+	rewinddir(d);
 	bool any = false, have = false;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {

@@ -91,9 +91,15 @@ parse_persistence(const char *text, struct topic_meta *m)
 				return SHMQ_ECORRUPT;
 			}
 			m->segment_bytes = v;
+		} else if (strcmp(key, "retention_bytes") == 0 && num) {
+			seen |= 16;
+			m->retention_bytes = v;
+		} else if (strcmp(key, "retention_ms") == 0 && num) {
+			seen |= 32;
+			m->retention_ms = v;
 		}
 	}
-	return seen == 15 ? 0 : SHMQ_ECORRUPT;
+	return seen == 63 ? 0 : SHMQ_ECORRUPT;
 }
 
 static int
@@ -195,14 +201,16 @@ shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
 	int len = snprintf(buf, sizeof buf,
 	    "version=1\nid=%016llx\npartitions=%u\nring_size=%llu\n"
 	    "overflow=%s\ndurability=%s\nfsync=%s\nfsync_interval_ms=%u\n"
-	    "segment_bytes=%llu\n",
+	    "segment_bytes=%llu\nretention_bytes=%llu\nretention_ms=%llu\n",
 	    (unsigned long long)shmqi_random64(), c.partitions,
 	    (unsigned long long)c.ring_size,
 	    c.overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block",
 	    c.durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
 	                                               : "volatile",
 	    fsyncs[c.fsync], c.fsync_interval_ms,
-	    (unsigned long long)c.segment_bytes);
+	    (unsigned long long)c.segment_bytes,
+	    (unsigned long long)c.retention_bytes,
+	    (unsigned long long)c.retention_ms);
 
 	int lk = shmqi_instance_lock(q);
 	if (lk < 0) {
@@ -413,6 +421,8 @@ shmq_topic_describe(shmq_t *q, const char *name, shmq_topic_config_t *cfg)
 	cfg->fsync = m.fsync;
 	cfg->fsync_interval_ms = m.fsync_interval_ms;
 	cfg->segment_bytes = m.segment_bytes;
+	cfg->retention_bytes = m.retention_bytes;
+	cfg->retention_ms = m.retention_ms;
 	return 0;
 }
 

@@ -191,6 +191,11 @@ typedef struct shmq_topic_config {
 	uint32_t fsync_interval_ms; /* with SHMQ_FSYNC_INTERVAL */
 	uint32_t reserved_;
 	uint64_t segment_bytes; /* segment file size (default 64 MiB) */
+	/* Retention (persistent topics): whole segments beyond these are
+	 * deleted, oldest first, never the one being written; 0 = keep.
+	 * A consumer below the log start then takes its reset policy. */
+	uint64_t retention_bytes;
+	uint64_t retention_ms; /* age of a segment's last write */
 } shmq_topic_config_t;
 
 SHMQ_API void shmq_topic_config_init(shmq_topic_config_t *cfg);

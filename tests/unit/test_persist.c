@@ -607,7 +607,125 @@ test_persist_reader_past_aborted_records_continues_in_the_ring(void)
 	th_destroy(q);
 }
 
+/* Retention deletes whole old segments, by bytes and by age, never the
+ * one being written; the log then starts later, and a consumer below it
+ * takes its reset policy. */
+static uint64_t
+disk_bytes(shmq_t *q, const char *topic, size_t *nseg)
+{
+	char dir[SHMQ_PATH_MAX], path[SHMQ_PATH_MAX + 512];
+	uint64_t total = 0;
+	*nseg = 0;
+	snprintf(dir, sizeof dir, "%s/data/%s/0", shmq_home(q), topic);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (strstr(e->d_name, ".log") != NULL &&
+		    stat(path, &st) == 0) {
+			total += (uint64_t)st.st_size;
+			(*nseg)++;
+		}
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+	return total;
+}
+
+static void
+fill_segments(shmq_t *q, const char *topic, uint64_t retention_bytes,
+    uint64_t retention_ms)
+{
+	shmq_topic_config_t c;
+	shmq_persister_t *ps = NULL;
+	shmq_topic_config_init(&c);
+	c.ring_size = RING;
+	c.durability = SHMQ_DURABILITY_PERSISTENT;
+	c.fsync = SHMQ_FSYNC_NEVER;
+	c.segment_bytes = 64 * 1024;
+	c.retention_bytes = retention_bytes;
+	c.retention_ms = retention_ms;
+	TH_OK(shmq_topic_create(q, topic, &c));
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, topic);
+	for (uint64_t v = 0; v < 20000; v++) { /* 64 bytes each: 1.28 MB */
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		TH_OK(shmq_send(p, &m));
+		if (v % 64 == 0) {
+			(void)shmq_persister_poll(ps, 0);
+		}
+	}
+	while (shmq_persister_poll(ps, 0) > 0) {
+	}
+	shmq_producer_close(p);
+	shmq_persister_close(ps);
+}
+
+static void
+test_persist_retention_deletes_old_segments_by_bytes_and_age(void)
+{
+	shmq_t *q = th_attach();
+	shmq_persister_t *ps = NULL;
+	size_t nseg;
+	fill_segments(q, "b", 256 * 1024, 0);
+	fill_segments(q, "a", 0, 60 * 1000);
+	/* Segments of "a" last written two minutes ago (all but the one
+	 * being written are then past retention_ms). */
+	char dir[SHMQ_PATH_MAX], path[SHMQ_PATH_MAX + 512];
+	snprintf(dir, sizeof dir, "%s/data/a/0", shmq_home(q));
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct timespec old[2];
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 120;
+	old[1] = old[0];
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (strstr(e->d_name, ".log") != NULL) {
+			utimensat(AT_FDCWD, path, old, 0);
+		}
+	}
+	closedir(d);
+	/* A persister's start runs retention (as does each second). */
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_persister_close(ps);
+	uint64_t b = disk_bytes(q, "b", &nseg);
+	CU_ASSERT(b <= 256 * 1024 + 64 * 1024 + 8 * 1024);
+	CU_ASSERT(nseg >= 2);
+	(void)disk_bytes(q, "a", &nseg);
+	CU_ASSERT_EQUAL(nseg, 1); /* only the one being written */
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "b", 0, &pi));
+	CU_ASSERT_EQUAL(pi.end, 20000); /* 1.28 MB went in */
+	CU_ASSERT(pi.log_start > 0 && pi.log_start < pi.end);
+	/* Earliest now means the new log start, read from disk. */
+	shmq_consumer_t *c = th_reader(q, "b", 0);
+	shmq_record_t r;
+	char buf[16];
+	uint64_t v;
+	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 1000));
+	memcpy(&v, buf, 8);
+	CU_ASSERT_EQUAL(r.offset, pi.log_start);
+	CU_ASSERT_EQUAL(v, pi.log_start);
+	shmq_consumer_close(c);
+	/* Below the log start, reset ERROR says so. */
+	shmq_consumer_options_t co;
+	shmq_consumer_options_init(&co);
+	co.reset = SHMQ_RESET_ERROR;
+	const uint32_t p0 = 0;
+	TH_OK(shmq_consumer_open(q, "b", &co, &c));
+	TH_OK(shmq_assign(c, &p0, 1));
+	TH_OK(shmq_seek(c, 0, 0));
+	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), SHMQ_EOUTOFRANGE);
+	shmq_consumer_close(c);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_persist_retention_deletes_old_segments_by_bytes_and_age",
+	    test_persist_retention_deletes_old_segments_by_bytes_and_age },
 	{ "test_persist_signals_do_not_fail_the_partition",
 	    test_persist_signals_do_not_fail_the_partition },
 	{ "test_persist_new_persister_clears_a_dead_ones_error",

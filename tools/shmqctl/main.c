@@ -25,6 +25,8 @@ static const char usage_topic_create[] =
     "                            [--durability persistent|volatile]\n"
     "                            [--fsync always|never|interval=MS]\n"
     "                            [--segment-bytes BYTES]\n"
+    "                            [--retention-bytes BYTES] [--retention-ms "
+    "MS]\n"
     "\n"
     "Create topic NAME with N partitions (1..1024).\n"
     "\n"
@@ -40,6 +42,8 @@ static const char usage_topic_create[] =
     "      --fsync POLICY    persistent topics: always (default), never, or\n"
     "                        interval=MS\n"
     "      --segment-bytes N segment file size (default 64M)\n"
+    "      --retention-bytes N  delete whole old segments beyond N bytes\n"
+    "      --retention-ms MS    ... or last written more than MS ago\n"
     "                        (the oldest records are "
     "overwritten)\n" COMMON_HELP;
 

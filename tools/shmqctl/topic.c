@@ -72,6 +72,8 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 		{ "durability", required_argument, NULL, 'D' },
 		{ "fsync", required_argument, NULL, 'F' },
 		{ "segment-bytes", required_argument, NULL, 'B' },
+		{ "retention-bytes", required_argument, NULL, 'R' },
+		{ "retention-ms", required_argument, NULL, 'T' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -82,7 +84,7 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	shmq_topic_config_init(&cfg);
 	ctl_getopt_reset();
 	while ((c = getopt_long(
-	            argc, argv, ":p:s:o:D:F:B:h", longopts, NULL)) != -1) {
+	            argc, argv, ":p:s:o:D:F:B:R:T:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (ctl_parse_u32(optarg, &cfg.partitions) != 0) {
@@ -127,6 +129,19 @@ topic_create(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 			if (ctl_parse_size(optarg, &cfg.segment_bytes) != 0) {
 				return ctl_usage_error(
 				    cmd, "bad --segment-bytes '%s'", optarg);
+			}
+			break;
+		case 'R':
+			if (ctl_parse_size(optarg, &cfg.retention_bytes) !=
+			    0) {
+				return ctl_usage_error(
+				    cmd, "bad --retention-bytes '%s'", optarg);
+			}
+			break;
+		case 'T':
+			if (ctl_parse_size(optarg, &cfg.retention_ms) != 0) {
+				return ctl_usage_error(
+				    cmd, "bad --retention-ms '%s'", optarg);
 			}
 			break;
 		default:
