@@ -10,9 +10,13 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "perf.h"
@@ -33,7 +37,53 @@ struct perf_instance {
 	char shm_dir[PATH_MAX];
 	struct perf_topic topics[PERF_TOPICS_MAX];
 	unsigned ntopics;
+	pid_t persister; /* the persister perf started, or 0 */
 };
+
+/* A persistent topic needs a persister (what shmq-replicator runs): start
+ * one in a child if none runs for the instance, and wait until it holds
+ * the instance's lock. */
+static int
+perf_persister_child(const char *home)
+{
+	shmq_t *q = NULL;
+	shmq_persister_t *ps = NULL;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (shmq_attach(home, NULL, &q) != 0 ||
+	    shmq_persister_open(q, NULL, NULL, NULL, &ps) != 0) {
+		_exit(1);
+	}
+	for (;;) {
+		if (shmq_persister_poll(ps, 100) < 0) {
+			_exit(1);
+		}
+	}
+}
+
+static int
+perf_start_persister(struct perf_instance *in)
+{
+	if (in->persister != 0 || shmq_persister_running(in->q, NULL) == 1) {
+		return 0;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		return perf_fail("fork", -errno);
+	}
+	if (pid == 0) {
+		perf_persister_child(in->home);
+	}
+	in->persister = pid;
+	uint64_t deadline = perf_now_ns() + UINT64_C(5000000000);
+	while (shmq_persister_running(in->q, NULL) != 1) {
+		if (perf_now_ns() > deadline) {
+			return perf_fail("persister", -ETIMEDOUT);
+		}
+		sched_yield();
+	}
+	return 0;
+}
 
 int
 perf_instance_open(const struct perf_opts *o, struct perf_instance **inp)
@@ -90,6 +140,9 @@ perf_instance_topic(struct perf_instance *in, const char *name,
 	}
 	shmq_topic_config_init(&cfg);
 	cfg.partitions = o->partitions;
+	cfg.durability = o->durability;
+	cfg.fsync = o->fsync;
+	cfg.fsync_interval_ms = o->fsync_interval_ms;
 	if (o->ring_size != 0) {
 		cfg.ring_size = o->ring_size;
 	}
@@ -107,6 +160,10 @@ perf_instance_topic(struct perf_instance *in, const char *name,
 	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	in->ntopics++;
+	if (cfg.durability == SHMQ_DURABILITY_PERSISTENT &&
+	    perf_start_persister(in) != 0) {
+		return -1;
+	}
 	*partitions = cfg.partitions;
 	if (tg->ring_size == 0 || cfg.ring_size < tg->ring_size) {
 		tg->ring_size = cfg.ring_size;
@@ -143,6 +200,10 @@ perf_instance_close(struct perf_instance *in)
 
 	if (in == NULL) {
 		return;
+	}
+	if (in->persister > 0) {
+		kill(in->persister, SIGKILL);
+		waitpid(in->persister, NULL, 0);
 	}
 	for (i = 0; i < in->ntopics && in->q != NULL; i++) {
 		struct perf_topic *t = &in->topics[i];

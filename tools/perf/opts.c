@@ -42,6 +42,8 @@ enum {
 	OPT_ACKS,
 	OPT_IDLE,
 	OPT_SPIN_US,
+	OPT_DURABILITY,
+	OPT_FSYNC,
 	OPT_MODE,
 	OPT_EXCLUSIVE,
 	OPT_ZERO_COPY,
@@ -64,6 +66,8 @@ static const struct option perf_longopts[] = {
 	{ "acks", required_argument, NULL, OPT_ACKS },
 	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+	{ "durability", required_argument, NULL, OPT_DURABILITY },
+	{ "fsync", required_argument, NULL, OPT_FSYNC },
 	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "exclusive", no_argument, NULL, OPT_EXCLUSIVE },
 	{ "zero-copy", no_argument, NULL, OPT_ZERO_COPY },
@@ -91,6 +95,9 @@ static const char perf_usage_text[] =
     "  --acks none|leader|durable|all   (leader)\n"
     "  --idle park|spin        consumer idle strategy (park)\n"
     "  --spin-us US            with park: spin this long first (50)\n"
+    "  --durability volatile|persistent   of the topic perf creates; a\n"
+    "                        persistent one gets a persister (volatile)\n"
+    "  --fsync always|never|interval=MS   persistent topics (always)\n"
     "  --exclusive             single-writer producer fast path\n"
     "  --zero-copy             reserve/commit and peek/release\n"
     "  --no-pin                do not pin processes to CPUs\n"
@@ -204,6 +211,11 @@ perf_defaults(struct perf_opts *o)
 	o->pin = 1;
 }
 
+/* In enum order: the index is the value. */
+static const char *const durability_words[] = { "volatile", "persistent",
+	NULL };
+static const char *const fsync_words[] = { "always", "interval", "never",
+	NULL };
 static const char *const acks_words[] = { "none", "leader", "durable", "all",
 	NULL };
 static const char *const idle_words[] = { "park", "spin", NULL };
@@ -259,6 +271,16 @@ perf_option(int c, const char *arg, struct perf_opts *o)
 	case OPT_SPIN_US:
 		return parse_uint(
 		    "--spin-us", arg, 0, PERF_SPIN_US_MAX, &o->spin_us);
+	case OPT_DURABILITY:
+		return parse_word(
+		    "--durability", arg, durability_words, &o->durability);
+	case OPT_FSYNC:
+		if (strncmp(arg, "interval=", 9) == 0) {
+			o->fsync = SHMQ_FSYNC_INTERVAL;
+			return parse_uint("--fsync interval", arg + 9, 1,
+			    60000, &o->fsync_interval_ms);
+		}
+		return parse_word("--fsync", arg, fsync_words, &o->fsync);
 	case OPT_MODE:
 		return parse_word("--mode", arg, mode_words, &o->mode);
 	case OPT_EXCLUSIVE:

@@ -69,6 +69,9 @@ struct perf_opts {
 	double duration; /* seconds; 0: run by count */
 	unsigned batch;
 	int acks; /* enum shmq_acks */
+	int durability; /* enum shmq_durability of a topic perf creates */
+	int fsync; /* enum shmq_fsync */
+	unsigned fsync_interval_ms;
 	int idle; /* enum shmq_idle */
 	unsigned spin_us; /* spin before parking (park only) */
 	int mode; /* enum perf_mode */
