@@ -252,6 +252,20 @@ int shmqi_seg_open(
  * ring of a persistent topic starts there. */
 int shmqi_seg_end_offset(
     const shmq_t *q, const char *topic, uint32_t part, uint64_t *end);
+/* A segment file: its first offset, size and last write. */
+struct seg_ent {
+	uint64_t base;
+	uint64_t size;
+	int64_t mtime_ns;
+};
+/* The partition's segments, sorted by first offset (*out: free it). */
+int shmqi_seg_list(int dirfd, struct seg_ent **out, size_t *count);
+/* The base of the segment holding `off` (the largest base <= off) and
+ * the smallest base; -ENOENT without segments, -ERANGE when `off` is
+ * older than all of them. */
+int shmqi_seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first);
+/* HOME/data/TOPIC/P, opened without making it (-ENOENT if absent). */
+int shmqi_seg_dir_open(const shmq_t *q, const char *topic, uint32_t part);
 /* Delete the oldest whole segments (never the one being written) while
  * the partition holds more than max_bytes, or while the oldest was last
  * written more than max_ms ago; 0 means no limit. */

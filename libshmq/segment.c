@@ -63,37 +63,111 @@ seg_dir(const shmq_t *q, const char *topic, uint32_t part)
 	return d;
 }
 
-/* The highest base offset among the directory's segments, or -ENOENT. */
 static int
-seg_last(int dirfd, uint64_t *base)
+cmp_ent(const void *a, const void *b)
 {
+	const struct seg_ent *x = a, *y = b;
+	return (x->base > y->base) - (x->base < y->base);
+}
+
+/* The one walk over a partition's segment names. */
+int
+shmqi_seg_list(int dirfd, struct seg_ent **out, size_t *count)
+{
+	struct seg_ent *v = NULL;
+	size_t n = 0, cap = 0;
+	*out = NULL;
+	*count = 0;
 	int fd = dup(dirfd);
-	if (fd < 0) {
-		return -errno;
-	}
-	DIR *d = fdopendir(fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (d == NULL) {
-		close(fd);
+		if (fd >= 0) {
+			close(fd);
+		}
 		return -errno;
 	}
 	/* A dup shares the file offset: an earlier walk left it at the
 	 * end, so start over. */
 	rewinddir(d);
-	int rc = -ENOENT;
+	int rc = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
+		struct stat st;
 		char *end;
 		if (strlen(e->d_name) != SEG_NAME_LEN ||
-		    strcmp(e->d_name + 20, ".log") != 0) {
+		    strcmp(e->d_name + 20, ".log") != 0 ||
+		    fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			continue;
 		}
 		uint64_t b = strtoull(e->d_name, &end, 10);
-		if (end == e->d_name + 20 && (rc != 0 || b > *base)) {
-			*base = b;
-			rc = 0;
+		if (end != e->d_name + 20) {
+			continue;
 		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct seg_ent *nv = realloc(v, cap * sizeof *nv);
+			if (nv == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[n].base = b;
+		v[n].size = (uint64_t)st.st_size;
+		v[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+		    st.st_mtim.tv_nsec;
+		n++;
 	}
 	closedir(d);
+	if (rc != 0) {
+		free(v);
+		return rc;
+	}
+	if (n > 1) {
+		qsort(v, n, sizeof *v, cmp_ent);
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+int
+shmqi_seg_dir_open(const shmq_t *q, const char *topic, uint32_t part)
+{
+	char path[SHMQ_PATH_MAX];
+	int w = snprintf(
+	    path, sizeof path, "%s/data/%s/%" PRIu32, q->home, topic, part);
+	if (w < 0 || (size_t)w >= sizeof path) {
+		return -ENAMETOOLONG;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The base of the segment holding `off` (the largest base <= off), and
+ * the smallest base of all; -ENOENT when there are no segments, -ERANGE
+ * when `off` is older than all of them. */
+int
+shmqi_seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first)
+{
+	struct seg_ent *v;
+	size_t n;
+	int rc = shmqi_seg_list(dirfd, &v, &n);
+	if (rc == 0 && n == 0) {
+		rc = -ENOENT;
+	}
+	if (rc == 0) {
+		*first = v[0].base;
+		rc = -ERANGE;
+		for (size_t i = n; i-- > 0;) {
+			if (v[i].base <= off) {
+				*pick = v[i].base;
+				rc = 0;
+				break;
+			}
+		}
+	}
+	free(v);
 	return rc;
 }
 
@@ -239,7 +313,8 @@ shmqi_seg_open(
 		return sg->dirfd;
 	}
 	uint64_t base = 0;
-	int rc = seg_last(sg->dirfd, &base);
+	uint64_t first;
+	int rc = shmqi_seg_pick(sg->dirfd, UINT64_MAX, &base, &first);
 	if (rc == -ENOENT) {
 		return seg_create(sg, 0);
 	}
@@ -259,23 +334,18 @@ int
 shmqi_seg_end_offset(
     const shmq_t *q, const char *topic, uint32_t part, uint64_t *end)
 {
-	char path[SHMQ_PATH_MAX];
 	uint64_t base = 0;
 	*end = 0;
-	int w = snprintf(
-	    path, sizeof path, "%s/data/%s/%" PRIu32, q->home, topic, part);
-	if (w < 0 || (size_t)w >= sizeof path) {
-		return -ENAMETOOLONG;
-	}
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int dfd = shmqi_seg_dir_open(q, topic, part);
 	if (dfd < 0) {
-		return errno == ENOENT ? 0 : -errno; /* nothing on disk */
+		return dfd == -ENOENT ? 0 : dfd; /* nothing on disk */
 	}
 	struct segment sg;
 	memset(&sg, 0, sizeof sg);
 	sg.dirfd = dfd;
 	sg.fd = -1;
-	int rc = seg_last(dfd, &base);
+	uint64_t first;
+	int rc = shmqi_seg_pick(dfd, UINT64_MAX, &base, &first);
 	if (rc == 0) {
 		char name[SEG_NAME_LEN + 1];
 		snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
@@ -290,72 +360,24 @@ shmqi_seg_end_offset(
 	return rc;
 }
 
-struct seg_ent {
-	uint64_t base;
-	uint64_t size;
-	int64_t mtime_ns;
-};
-
-static int
-cmp_ent(const void *a, const void *b)
-{
-	const struct seg_ent *x = a, *y = b;
-	return (x->base > y->base) - (x->base < y->base);
-}
-
 int
 shmqi_seg_retain(
     struct segment *sg, uint64_t max_bytes, uint64_t max_ms, uint64_t *deleted)
 {
 	struct seg_ent *v = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	uint64_t total = 0;
 	*deleted = 0;
 	if (max_bytes == 0 && max_ms == 0) {
 		return 0;
 	}
-	int fd = dup(sg->dirfd);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (d == NULL) {
-		if (fd >= 0) {
-			close(fd);
-		}
-		return -errno;
+	int rc = shmqi_seg_list(sg->dirfd, &v, &n);
+	if (rc != 0) {
+		return rc;
 	}
-	/* A dup shares the file offset: an earlier walk left it at the
-	 * end, so start over. */
-	rewinddir(d);
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		struct stat st;
-		char *end;
-		if (strlen(e->d_name) != SEG_NAME_LEN ||
-		    strcmp(e->d_name + 20, ".log") != 0 ||
-		    fstatat(sg->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
-		        0) {
-			continue;
-		}
-		uint64_t b = strtoull(e->d_name, &end, 10);
-		if (end != e->d_name + 20) {
-			continue;
-		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct seg_ent *nv = realloc(v, cap * sizeof *nv);
-			if (nv == NULL) {
-				break;
-			}
-			v = nv;
-		}
-		v[n].base = b;
-		v[n].size = (uint64_t)st.st_size;
-		v[n].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-		    st.st_mtim.tv_nsec;
-		total += v[n].size;
-		n++;
+	for (size_t i = 0; i < n; i++) {
+		total += v[i].size;
 	}
-	closedir(d);
-	qsort(v, n, sizeof *v, cmp_ent);
 	int64_t now = shmqi_now_ns();
 	/* Oldest first, and never the segment being written. */
 	for (size_t i = 0; i < n && v[i].base < sg->base; i++) {

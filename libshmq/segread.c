@@ -8,7 +8,6 @@
  * Positioning has no index yet: it scans the chosen segment from its
  * start (segments are bounded by segment_bytes).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,63 +19,6 @@
 #include "internal.h"
 
 #define READ_CHUNK (1u << 20)
-
-static int
-seg_dir_fd(const shmq_t *q, const char *topic, uint32_t part)
-{
-	char path[SHMQ_PATH_MAX];
-	int w = snprintf(
-	    path, sizeof path, "%s/data/%s/%" PRIu32, q->home, topic, part);
-	if (w < 0 || (size_t)w >= sizeof path) {
-		return -ENAMETOOLONG;
-	}
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-/* The base of the segment holding `off` (the largest base <= off), and
- * the smallest base of all; -ENOENT when there are no segments. */
-static int
-seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first)
-{
-	int fd = dup(dirfd);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	if (d == NULL) {
-		if (fd >= 0) {
-			close(fd);
-		}
-		return -errno;
-	}
-	/* A dup shares the file offset: an earlier walk left it at the
-	 * end, so start over. */
-	rewinddir(d);
-	bool any = false, have = false;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		if (strlen(e->d_name) != 24 ||
-		    strcmp(e->d_name + 20, ".log")) {
-			continue;
-		}
-		uint64_t b = strtoull(e->d_name, &end, 10);
-		if (end != e->d_name + 20) {
-			continue;
-		}
-		if (!any || b < *first) {
-			*first = b;
-		}
-		any = true;
-		if (b <= off && (!have || b > *pick)) {
-			*pick = b;
-			have = true;
-		}
-	}
-	closedir(d);
-	if (!any) {
-		return -ENOENT;
-	}
-	return have ? 0 : -ERANGE;
-}
 
 static int
 sr_open_file(struct segread *sr, uint64_t base)
@@ -210,11 +152,11 @@ shmqi_segread_open(const shmq_t *q, const char *topic, uint32_t part,
 	uint64_t pick = 0, first = 0;
 	memset(sr, 0, sizeof *sr);
 	sr->fd = -1;
-	sr->dirfd = seg_dir_fd(q, topic, part);
+	sr->dirfd = shmqi_seg_dir_open(q, topic, part);
 	if (sr->dirfd < 0) {
 		return sr->dirfd == -ENOENT ? LOC_ABOVE : sr->dirfd;
 	}
-	int rc = seg_pick(sr->dirfd, off, &pick, &first);
+	int rc = shmqi_seg_pick(sr->dirfd, off, &pick, &first);
 	if (rc == -ENOENT) {
 		return LOC_ABOVE; /* nothing on disk yet */
 	}
@@ -272,11 +214,11 @@ shmqi_seg_first_offset(
     const shmq_t *q, const char *topic, uint32_t part, uint64_t *off)
 {
 	uint64_t pick = 0;
-	int dirfd = seg_dir_fd(q, topic, part);
+	int dirfd = shmqi_seg_dir_open(q, topic, part);
 	if (dirfd < 0) {
 		return dirfd;
 	}
-	int rc = seg_pick(dirfd, UINT64_MAX, &pick, off);
+	int rc = shmqi_seg_pick(dirfd, UINT64_MAX, &pick, off);
 	close(dirfd);
 	return rc;
 }
