@@ -203,6 +203,10 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_SRC)
 
+# The durability targets of issue 3 in one run: RUNS=N (5), QUICK=1.
+bench-durable: all
+	@RUNS='$(RUNS)' QUICK='$(QUICK)' bench/durable.sh $(B)
+
 analyze:
 	cppcheck --quiet --error-exitcode=1 --std=c11 -Ilibshmq/include \
 		--suppress=missingIncludeSystem libshmq tools examples replicator

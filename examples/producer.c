@@ -1,12 +1,18 @@
 /*
  * producer.c — send keyed records to a topic and print where they went.
  *
- *   producer [-d HOME] [-p PARTITIONS] TOPIC [COUNT]
+ *   producer [-d HOME] [-p PARTITIONS] [-v] TOPIC [COUNT]
  *
  * HOME defaults to $SHMQ_HOME.  The topic is created with PARTITIONS
  * partitions (default 3) unless it exists already.  Records with the
  * same key always land in the same partition, in the order sent — the
  * ordering guarantee Kafka gives per key.
+ *
+ * The topic is persistent (the default): shmq-replicator writes it to
+ * disk, and its ring reuses space only once that is done.  Without a
+ * replicator the first ring's worth (16 MiB per partition) goes
+ * through, then shmq_send fails with SHMQ_ENOREPLICATOR.  -v creates a
+ * volatile topic instead: shared memory only, no replicator needed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +33,7 @@ fail(const char *what, int err)
 }
 
 /* Send `count` records; count[p], first[p] and last[p] summarise each
- * partition p. */
+ * partition p.  Returns 0 or the failed send's error. */
 static int
 send_all(shmq_producer_t *p, long count, long *sent, uint64_t *first,
     uint64_t *last)
@@ -49,7 +55,8 @@ send_all(shmq_producer_t *p, long count, long *sent, uint64_t *first,
 		m.timestamp = 0; /* now */
 		rc = shmq_send(p, &m);
 		if (rc != 0) {
-			return fail("shmq_send", rc);
+			fail("shmq_send", rc);
+			return rc;
 		}
 		if (sent[m.partition]++ == 0) {
 			first[m.partition] = m.offset;
@@ -74,11 +81,13 @@ main(int argc, char **argv)
 
 	shmq_topic_config_init(&cfg);
 	cfg.partitions = 3;
-	while ((opt = getopt(argc, argv, "d:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "d:p:v")) != -1) {
 		if (opt == 'd') {
 			home = optarg;
 		} else if (opt == 'p') {
 			cfg.partitions = (uint32_t)strtoul(optarg, NULL, 10);
+		} else if (opt == 'v') {
+			cfg.durability = SHMQ_DURABILITY_VOLATILE;
 		} else {
 			goto usage;
 		}
@@ -102,6 +111,13 @@ main(int argc, char **argv)
 	rc = shmq_producer_open(q, argv[optind], NULL, &p);
 	if (rc == 0) {
 		rc = send_all(p, count, sent, first, last);
+		if (rc == SHMQ_ENOREPLICATOR) {
+			fprintf(stderr,
+			    "producer: start it with: shmq-replicator "
+			    "--home %s (or use -v for a volatile topic)\n",
+			    shmq_home(q));
+		}
+		rc = rc != 0;
 	} else {
 		rc = fail("shmq_producer_open", rc);
 	}
@@ -119,7 +135,7 @@ main(int argc, char **argv)
 
 usage:
 	fprintf(stderr,
-	    "usage: producer [-d HOME] [-p PARTITIONS] TOPIC "
+	    "usage: producer [-d HOME] [-p PARTITIONS] [-v] TOPIC "
 	    "[COUNT]\n");
 	return 2;
 }

@@ -7,7 +7,9 @@
  * straight into it and commits; the parent borrows each record with
  * shmq_peek, checks it where it lies, and gives it back with
  * shmq_release.  The topic is private to this run and deleted at the
- * end.  HOME defaults to $SHMQ_HOME.
+ * end, so it is volatile: it needs no shmq-replicator, which a
+ * persistent topic (the default) would after one ring.  HOME defaults
+ * to $SHMQ_HOME.
  */
 #include <errno.h>
 #include <signal.h>
@@ -107,6 +109,7 @@ main(int argc, char **argv)
 	const char *home = argc > 1 ? argv[1] : NULL;
 	long count = argc > 2 ? atol(argv[2]) : 10000;
 	shmq_consumer_options_t co;
+	shmq_topic_config_t tc;
 	shmq_consumer_t *c = NULL;
 	shmq_t *q = NULL;
 	char topic[64];
@@ -114,8 +117,10 @@ main(int argc, char **argv)
 	pid_t pid;
 
 	snprintf(topic, sizeof(topic), "zero-copy-%ld", (long)getpid());
+	shmq_topic_config_init(&tc);
+	tc.durability = SHMQ_DURABILITY_VOLATILE;
 	rc = shmq_attach(home, NULL, &q);
-	if (rc == 0 && (rc = shmq_topic_create(q, topic, NULL)) == 0) {
+	if (rc == 0 && (rc = shmq_topic_create(q, topic, &tc)) == 0) {
 		/* Join before the child writes, so that the `block` topic
 		 * holds records for this group instead of overwriting. */
 		shmq_consumer_options_init(&co);

@@ -129,6 +129,21 @@ set_gate(shmq_consumer_t *c, uint32_t i, uint64_t pos)
 	shmqi_ring_wake_space(r);
 }
 
+/* The oldest offset still readable: the ring's oldest record, or on a
+ * persistent topic the first one on disk if that is older. */
+static uint64_t
+log_start(shmq_consumer_t *c, uint32_t part)
+{
+	uint64_t off = atomic_load(&c->rings[part].hdr->hdr_start_off);
+	uint64_t first;
+	if (persistent(c) &&
+	    shmqi_seg_first_offset(c->q, c->topic, part, &first) == 0 &&
+	    first < off) {
+		off = first; /* the log starts on disk */
+	}
+	return off;
+}
+
 /* Apply the reset policy: where to read when there is no valid offset. */
 static int
 part_reset(shmq_consumer_t *c, struct cpart *cp)
@@ -136,14 +151,7 @@ part_reset(shmq_consumer_t *c, struct cpart *cp)
 	struct ring *r = &c->rings[cp->id];
 	switch (c->reset) {
 	case SHMQ_RESET_EARLIEST:
-		cp->next_off = atomic_load(&r->hdr->hdr_start_off);
-		uint64_t first;
-		if (persistent(c) &&
-		    shmqi_seg_first_offset(c->q, c->topic, cp->id, &first) ==
-		        0 &&
-		    first < cp->next_off) {
-			cp->next_off = first; /* the log starts on disk */
-		}
+		cp->next_off = log_start(c, cp->id);
 		return 0;
 	case SHMQ_RESET_LATEST:
 		cp->next_off = shmqi_ring_committed_off(r);
@@ -207,10 +215,19 @@ part_lapped(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
 {
 	struct ring *r = &c->rings[cp->id];
 	uint64_t start = atomic_load(&r->hdr->hdr_start_off);
+	uint64_t first;
+	if (persistent(c) &&
+	    shmqi_seg_first_offset(c->q, c->topic, cp->id, &first) == 0 &&
+	    first < start) {
+		start = first; /* the log starts on disk */
+	}
 	uint64_t lost = start > cp->next_off ? start - cp->next_off : 0;
 	if (lost == 0) {
-		/* Only a PAD (or the clear-ahead slot) was overwritten: no
-		 * record is lost, so find the position again, quietly. */
+		/* Only a PAD (or the clear-ahead slot) was overwritten, or
+		 * the topic is persistent and the offset is still on disk
+		 * (a persistent ring reuses space only below durable; only
+		 * retention loses records).  No record is lost: find the
+		 * position again, quietly (on disk, if it is there now). */
 		cp->pos_valid = false;
 		return LAPPED_NOTHING_LOST;
 	}
@@ -1104,10 +1121,12 @@ shmq_seek_to(shmq_consumer_t *c, uint32_t part, int whence)
 	    (whence != SHMQ_SEEK_BEGINNING && whence != SHMQ_SEEK_END)) {
 		return -EINVAL;
 	}
-	struct ring *r = &c->rings[part];
+	/* BEGINNING is the log start, as for reset EARLIEST: on disk for
+	 * a persistent topic, not the ring's oldest record. */
 	return shmq_seek(c, part,
-	    whence == SHMQ_SEEK_BEGINNING ? atomic_load(&r->hdr->hdr_start_off)
-	                                  : shmqi_ring_committed_off(r));
+	    whence == SHMQ_SEEK_BEGINNING
+	        ? log_start(c, part)
+	        : shmqi_ring_committed_off(&c->rings[part]));
 }
 
 ssize_t

@@ -140,7 +140,10 @@ struct rsv_item {
 
 /* Reserve records [0, n) in order; caller holds the lock (or is the
  * exclusive writer).  Returns 0 and the first offset, -EAGAIN when the
- * ring has no room now, -EMSGSIZE, SHMQ_ECORRUPT. */
+ * ring has no room now, RSV_NOT_DURABLE when it has none because a
+ * persistent ring's oldest bytes are not on disk yet (room then comes
+ * only from a persister), -EMSGSIZE, SHMQ_ECORRUPT. */
+#define RSV_NOT_DURABLE 1
 int shmqi_ring_reserve(
     struct ring *r, struct rsv_item *items, size_t n, uint64_t *first_off);
 /* Publish one reserved record (fills its CRC).  SHMQ_ERECLAIMED if a
@@ -199,6 +202,8 @@ int shmqi_lock_byte_wait(int fd, int64_t byte);
 bool shmqi_lock_held(int fd, int64_t byte);
 int shmqi_write_file_atomic(const char *dir, const char *name,
     const void *data, size_t len, unsigned mode);
+int shmqi_write_atomic_at(
+    int dirfd, const char *name, const void *data, size_t len, unsigned mode);
 int shmqi_read_boot_id(uint8_t id[16]);
 int shmqi_mutex_init_shared(pthread_mutex_t *m);
 
@@ -235,6 +240,39 @@ uint32_t shmqi_rec_crc(const struct rec_hdr *h, const void *payload);
 
 /* ---- persistence ---------------------------------------------------- */
 
+/* A segment's sparse index (segindex.c): entries (offset, position)
+ * every IDX_EVERY bytes of log; an aid that readers verify, never trust. */
+#define IDX_EVERY 4096u
+#define IDX_ENTRY 16u
+struct idx_ent;
+struct segidx {
+	int fd; /* <base>.index being appended, or -1 */
+	unsigned mode;
+	uint64_t base;
+	struct idx_ent *v; /* every entry of the segment */
+	size_t n, cap, written; /* written: appended to the file */
+	uint64_t
+	    next_pos; /* the next entry is the first record here or after */
+	bool broken; /* a write failed: no more index for this segment */
+	int err; /* the first failure, for the owner to report (then 0) */
+	uint64_t err_base; /* the segment it concerns */
+};
+void shmqi_idx_init(struct segidx *ix, unsigned mode);
+/* Start over for the segment whose first offset is `base`. */
+void shmqi_idx_reset(struct segidx *ix, uint64_t base);
+void shmqi_idx_close(struct segidx *ix);
+/* The record `off` starts at byte `pos` of the log: an entry if due. */
+void shmqi_idx_note(struct segidx *ix, uint64_t off, uint64_t pos);
+/* Append the new entries (a batch of them, or all with `force`). */
+int shmqi_idx_append(struct segidx *ix, int dirfd, bool force);
+/* Write the whole index again, atomically and durably. */
+int shmqi_idx_seal(struct segidx *ix, int dirfd);
+/* Where to start reading segment `base` (log fd `logfd`) for offset
+ * `off`: a checked entry at or below it, else the segment's start. */
+void shmqi_idx_lookup(int dirfd, int logfd, uint64_t base, uint64_t off,
+    uint64_t *pos, uint64_t *at);
+void shmqi_idx_remove(int dirfd, uint64_t base);
+
 /* A partition's segment files (segment.c). */
 struct segment {
 	int dirfd, fd;
@@ -243,6 +281,7 @@ struct segment {
 	uint64_t size; /* bytes of whole records in it */
 	uint64_t end_off; /* offset after its last record */
 	uint64_t truncated; /* bytes recovery cut off its tail */
+	struct segidx ix; /* the current segment's index */
 };
 /* Open (making as needed) the partition's segments and recover the
  * last one: a torn tail is cut off. */
@@ -275,9 +314,10 @@ int shmqi_seg_retain(struct segment *sg, uint64_t max_bytes, uint64_t max_ms,
 int shmqi_seg_roll(struct segment *sg, uint64_t base);
 void shmqi_seg_close(struct segment *sg);
 /* Bytes of buf[0..len) that are whole, valid records of a segment
- * starting at offset `base`; *next_off is the offset after them. */
-uint64_t shmqi_seg_valid(
-    const uint8_t *buf, uint64_t len, uint64_t base, uint64_t *next_off);
+ * starting at offset `base`; *next_off is the offset after them.  With
+ * `ix`, their index entries are noted in it. */
+uint64_t shmqi_seg_valid(const uint8_t *buf, uint64_t len, uint64_t base,
+    uint64_t *next_off, struct segidx *ix);
 
 /* Reading records back from segments (segread.c). */
 struct segread {
@@ -285,6 +325,8 @@ struct segread {
 	uint64_t base; /* the open segment's first offset */
 	uint64_t file_pos; /* read up to here */
 	uint64_t next_off; /* offset of the next record */
+	uint64_t want; /* records below are walked over, not returned */
+	bool stuck; /* damage before `want`, nothing intact after it */
 	uint8_t *buf;
 	size_t cap, len, at;
 	bool pending; /* pend is the next record to hand out */
@@ -300,6 +342,17 @@ int shmqi_segread_next(struct segread *sr, shmq_record_t *rec);
 void shmqi_segread_close(struct segread *sr);
 int shmqi_seg_first_offset(
     const shmq_t *q, const char *topic, uint32_t part, uint64_t *off);
+
+/* What a partition holds on disk (seginfo.c): its segment files, their
+ * bytes, and the first offset (UINT64_MAX without segments).  No
+ * segments, and 0 returned, when it has no data directory. */
+struct seg_usage {
+	uint64_t segments;
+	uint64_t bytes;
+	uint64_t first;
+};
+int shmqi_seg_usage(
+    const shmq_t *q, const char *topic, uint32_t part, struct seg_usage *u);
 
 /* The disk seam (persist_uring.c). */
 struct shmqi_pio;

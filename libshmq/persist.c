@@ -97,6 +97,21 @@ plog(shmq_persister_t *ps, int level, const char *fmt, ...)
 	ps->log(level, msg, ps->log_arg);
 }
 
+/* An index write failed: say so once per segment.  Only readers' speed
+ * is lost (they scan the segment), so the partition carries on. */
+static void
+idx_report(shmq_persister_t *ps, struct ppart *pp)
+{
+	if (pp->sg.ix.err != 0) {
+		plog(ps, SHMQ_LOG_WARN,
+		    "%s/%u: index of segment %llu not written (%s); "
+		    "reads of it will scan it",
+		    pp->topic, pp->id, (unsigned long long)pp->sg.ix.err_base,
+		    shmq_strerror(pp->sg.ix.err));
+		pp->sg.ix.err = 0;
+	}
+}
+
 static int
 lock_path(const shmq_t *q, char *buf, size_t cap)
 {
@@ -257,8 +272,15 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	pp->meta = *m;
 	pp->seen = true;
 	pp->sg.fd = pp->sg.dirfd = -1;
+	shmqi_idx_init(&pp->sg.ix, 0);
 	int rc = shmqi_ring_open(ps->q, topic, m, id, &pp->r);
 	if (rc == 0 && (rc = shmqi_seg_open(ps->q, topic, id, &pp->sg)) != 0) {
+		/* Producers waiting for space must hear of it (a live
+		 * persister with no error would keep them waiting): the
+		 * error stays until a persister opens the partition. */
+		int32_t none = 0;
+		atomic_compare_exchange_strong(
+		    &pp->r.hdr->hdr_persist_err, &none, (int32_t)rc);
 		shmqi_seg_close(&pp->sg); /* it may hold the directory */
 		shmqi_ring_close(&pp->r);
 	}
@@ -274,6 +296,7 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 		    topic, id, (unsigned long long)pp->sg.truncated,
 		    (unsigned long long)pp->sg.base);
 	}
+	idx_report(ps, pp);
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 16;
 		struct ppart **np = realloc(ps->parts, cap * sizeof *np);
@@ -305,6 +328,9 @@ part_close(shmq_persister_t *ps, struct ppart *pp)
 {
 	if (pp->dirty && !pp->failed) {
 		(void)flush(ps, pp);
+	}
+	if (!pp->failed) {
+		(void)shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, true);
 	}
 	shmqi_seg_close(&pp->sg);
 	shmqi_ring_close(&pp->r);
@@ -521,7 +547,8 @@ scan(shmq_persister_t *ps)
 }
 
 /* Check the records of [wpos, cp) before they go to disk: their count,
- * and the offset after the last; -1 if any is damaged. */
+ * and the offset after the last; -1 if any is damaged.  Their index
+ * entries are noted on the way. */
 static int64_t
 verify(struct ppart *pp, uint64_t cp, uint64_t *next)
 {
@@ -551,6 +578,9 @@ verify(struct ppart *pp, uint64_t cp, uint64_t *next)
 		        shmqi_rec_crc(h, h + 1) != h->rec_crc)) {
 			return -1;
 		}
+		/* Where the record will be in the segment: the range goes
+		 * there byte for byte. */
+		shmqi_idx_note(&pp->sg.ix, off, pp->sg.size + (p - pp->wpos));
 		off++;
 		n++;
 		p += ext;
@@ -576,17 +606,17 @@ persist_part(shmq_persister_t *ps, struct ppart *pp, int64_t now)
 		        (int64_t)pp->meta.fsync_interval_ms * 1000000) {
 			(void)flush(ps, pp);
 		}
+		/* Idle: readers of the live segment get every entry. */
+		(void)shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, true);
+		idx_report(ps, pp);
 		return 0;
 	}
 	if (cp - pp->wpos > r->cap || ((cp | pp->wpos) & 7) != 0) {
 		fail(ps, pp, SHMQ_ECORRUPT, "reading the ring");
 		return 0;
 	}
-	int64_t n = verify(pp, cp, &next);
-	if (n < 0) {
-		fail(ps, pp, SHMQ_ECORRUPT, "verifying records");
-		return 0;
-	}
+	/* Roll before verifying: the index entries noted while verifying
+	 * hold positions in the segment the range goes to. */
 	if (pp->sg.size > 0 &&
 	    pp->sg.size + (cp - pp->wpos) > pp->meta.segment_bytes) {
 		if ((pp->dirty && flush(ps, pp) != 0) ||
@@ -596,6 +626,12 @@ persist_part(shmq_persister_t *ps, struct ppart *pp, int64_t now)
 			}
 			return 0;
 		}
+		idx_report(ps, pp);
+	}
+	int64_t n = verify(pp, cp, &next);
+	if (n < 0) {
+		fail(ps, pp, SHMQ_ECORRUPT, "verifying records");
+		return 0;
 	}
 	/* The range may wrap: at most two pieces.  Nothing in it can be
 	 * overwritten meanwhile: space is reused only below durable. */
@@ -617,6 +653,10 @@ persist_part(shmq_persister_t *ps, struct ppart *pp, int64_t now)
 	pp->wpos = cp;
 	pp->woff = next;
 	pp->dirty = true;
+	/* After the write: an entry never points past the log. */
+	if (shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, false) != 0) {
+		idx_report(ps, pp);
+	}
 	if (sync) {
 		pp->synced_ns = now;
 		publish(pp);

@@ -192,6 +192,13 @@ shmqi_pio_write(struct shmqi_pio *io, int fd, const struct iovec *iov, int n,
 			if (flush_rc != 0) {
 				return flush_rc;
 			}
+			if (ops == 2 && res[1] == -ECANCELED) {
+				/* The linked flush never ran (io_uring cut
+				 * the link, seen under signals though the
+				 * write completed): run it now.  Not a
+				 * failed flush, which is never retried. */
+				return pio_flush(io, fd);
+			}
 			return ops == 2 && res[1] < 0 ? res[1] : 0;
 		}
 		/* Short write: skip what was written, write the rest (the

@@ -263,8 +263,27 @@ try_reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 	return rc;
 }
 
-/* Reserve, waiting on a full ring: a group catching up or a committer
- * wakes us; a reservation abandoned by a dead process is reclaimed. */
+/* A persistent ring found full because its oldest bytes are not on
+ * disk: only a persister makes room there.  Without one, or with one
+ * that failed this partition (a sticky error: it never writes it
+ * again), the wait would last the whole timeout (forever by default),
+ * so say why now.  A dead persister's error is cleared by the next
+ * one, so starting one is the remedy then.  Asked only after a
+ * reservation failed, never on the fast path: it costs an open and an
+ * F_OFD_GETLK. */
+static int
+not_durable(shmq_producer_t *p, struct ring *r)
+{
+	if (!shmqi_persister_alive(p->q)) {
+		return SHMQ_ENOREPLICATOR;
+	}
+	return atomic_load(&r->hdr->hdr_persist_err) != 0 ? SHMQ_EFAILED
+	                                                  : -EAGAIN;
+}
+
+/* Reserve, waiting on a full ring: a group catching up, a committer or
+ * the persister wakes us; a reservation abandoned by a dead process is
+ * reclaimed. */
 static int
 reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
     uint64_t *first)
@@ -276,6 +295,11 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 
 	for (;;) {
 		int rc = try_reserve(p, r, it, n, first);
+		if (rc == RSV_NOT_DURABLE) {
+			/* Before any wait, also with timeout_ms 0: the
+			 * caller learns why, not just -EAGAIN. */
+			rc = not_durable(p, r);
+		}
 		if (rc != -EAGAIN) {
 			return rc;
 		}
@@ -288,6 +312,10 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 		 * increment (they are acquire, not seq_cst). */
 		atomic_thread_fence(memory_order_seq_cst);
 		rc = try_reserve(p, r, it, n, first);
+		if (rc == RSV_NOT_DURABLE) {
+			rc = -EAGAIN; /* the persister's death or failure is
+			               * seen above, one slice later */
+		}
 		if (rc == -EAGAIN) {
 			int ms = remaining_ms(deadline, SPACE_SLICE_MS);
 			if (ms == 0) {
@@ -304,12 +332,6 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 		if (shmqi_ring_blocked_by_self(r)) {
 			/* Our own open slice holds the ring. */
 			return -EDEADLK;
-		}
-		if (p->meta.durability == SHMQ_DURABILITY_PERSISTENT &&
-		    !shmqi_persister_alive(p->q)) {
-			/* Space comes back only once on disk: without a
-			 * persister it never would. */
-			return SHMQ_ENOREPLICATOR;
 		}
 		uint64_t cp = atomic_load(&h->hdr_committed_pos);
 		if (cp != stuck_pos) {

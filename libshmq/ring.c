@@ -574,14 +574,18 @@ shmqi_ring_reserve(
 	uint64_t clear = (w & r->mask) + REC_PEEK <= r->cap ? REC_PEEK : 0;
 	if (w + clear > r->cap) {
 		uint64_t need = w + clear - r->cap;
-		if (need > atomic_load(&h->hdr_committed_pos)) {
-			return -EAGAIN; /* full of incomplete records */
-		}
+		/* First on a persistent ring: durable_pos never passes
+		 * committed_pos, so this also covers incomplete records,
+		 * and it tells the producer that only a persister can
+		 * make room (none may be running). */
 		if ((atomic_load_explicit(
 		         &h->hdr_flags, memory_order_relaxed) &
 		        RING_F_PERSISTENT) &&
 		    need > atomic_load(&h->hdr_durable_pos)) {
-			return -EAGAIN; /* not on disk yet */
+			return RSV_NOT_DURABLE;
+		}
+		if (need > atomic_load(&h->hdr_committed_pos)) {
+			return -EAGAIN; /* full of incomplete records */
 		}
 		if (h->hdr_overflow == SHMQ_OVERFLOW_BLOCK &&
 		    need > gate_limit(r, need)) {

@@ -2,15 +2,17 @@
  * segment.c — a partition's segment files on disk:
  * HOME/data/TOPIC/P/<first offset, 20 digits>.log, each a sequence of
  * records in the one record format (the ring's, byte for byte: PADs
- * from the ring's end included, which readers skip).
+ * from the ring's end included, which readers skip), and its sparse
+ * <first offset>.index (segindex.c).
  *
  * A new segment is made under a temporary name, flushed, renamed, and
- * the directory flushed (Redis's rdbSave steps), so a crash leaves the
- * old last segment or the new one, never a half-made file under a real
- * name.  Recovery scans the last segment from its start: lengths,
- * types, contiguous offsets and every record's CRC-32C; the first
- * record that fails is the torn tail, and the file is truncated there
- * (then flushed).  Everything read is untrusted.
+ * the directory flushed (Redis's rdbSave steps; shmqi_write_atomic_at),
+ * so a crash leaves the old last segment or the new one, never a
+ * half-made file under a real name.  Recovery scans the last segment
+ * from its start: lengths, types, contiguous offsets and every record's
+ * CRC-32C; the first record that fails is the torn tail, and the file is
+ * truncated there (then flushed), and its index is rebuilt from the
+ * scan.  Everything read is untrusted.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -177,8 +179,8 @@ shmqi_seg_pick(int dirfd, uint64_t off, uint64_t *pick, uint64_t *first)
  * first offset.
  */
 uint64_t
-shmqi_seg_valid(
-    const uint8_t *buf, uint64_t len, uint64_t base, uint64_t *next_off)
+shmqi_seg_valid(const uint8_t *buf, uint64_t len, uint64_t base,
+    uint64_t *next_off, struct segidx *ix)
 {
 	uint64_t p = 0, next = base;
 	while (p + 8 <= len) {
@@ -210,6 +212,9 @@ shmqi_seg_valid(
 		    shmqi_rec_crc(h, h + 1) != h->rec_crc) {
 			break; /* torn, or not what was written */
 		}
+		if (ix != NULL) {
+			shmqi_idx_note(ix, next, p);
+		}
 		next++;
 		p += ext;
 	}
@@ -218,9 +223,10 @@ shmqi_seg_valid(
 }
 
 /* Read the segment and find its whole, valid records: sg->size (bytes),
- * sg->end_off, and sg->truncated (what follows them). */
+ * sg->end_off, and sg->truncated (what follows them); with `ix`, their
+ * index entries. */
 static int
-seg_scan(struct segment *sg)
+seg_scan(struct segment *sg, struct segidx *ix)
 {
 	struct stat st;
 	if (fstat(sg->fd, &st) != 0) {
@@ -240,55 +246,46 @@ seg_scan(struct segment *sg)
 		}
 		got += (uint64_t)r;
 	}
-	uint64_t valid = shmqi_seg_valid(buf, len, sg->base, &sg->end_off);
+	uint64_t valid = shmqi_seg_valid(buf, len, sg->base, &sg->end_off, ix);
 	free(buf);
 	sg->size = valid;
 	sg->truncated = len - valid;
 	return 0;
 }
 
-/* Scan the segment and cut a torn tail off. */
+/* Scan the segment, cut a torn tail off, and rebuild its index (a
+ * failure of that is left in sg->ix.err: the index is only an aid). */
 static int
 seg_recover(struct segment *sg)
 {
-	int rc = seg_scan(sg);
-	if (rc != 0 || sg->truncated == 0) {
-		return rc;
-	}
-	if ((rc = shmqi_fault_hit()) != 0 ||
-	    ftruncate(sg->fd, (off_t)sg->size) != 0 ||
-	    fdatasync(sg->fd) != 0) {
+	shmqi_idx_reset(&sg->ix, sg->base);
+	int rc = seg_scan(sg, &sg->ix);
+	if (rc == 0 && sg->truncated != 0 &&
+	    ((rc = shmqi_fault_hit()) != 0 ||
+	        ftruncate(sg->fd, (off_t)sg->size) != 0 ||
+	        fdatasync(sg->fd) != 0)) {
 		return rc != 0 ? rc : -errno;
 	}
-	return 0;
+	if (rc == 0) {
+		(void)shmqi_idx_seal(&sg->ix, sg->dirfd);
+	}
+	return rc;
 }
 
 /* Make <base>.log (empty) the way that survives a crash. */
 static int
 seg_create(struct segment *sg, uint64_t base)
 {
-	char name[SEG_NAME_LEN + 1], tmp[SEG_NAME_LEN + 8];
+	char name[SEG_NAME_LEN + 1];
 	snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
-	snprintf(tmp, sizeof tmp, "%s.tmp", name);
-	int rc = shmqi_fault_hit();
+	/* The name appears only for a complete (empty) file, and stays. */
+	int rc = shmqi_write_atomic_at(sg->dirfd, name, NULL, 0, sg->mode);
 	if (rc != 0) {
 		return rc;
 	}
-	unlinkat(sg->dirfd, tmp, 0);
-	int fd = openat(sg->dirfd, tmp,
-	    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, sg->mode);
+	int fd = openat(sg->dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		return -errno;
-	}
-	/* Flush the file, then rename it into place, then flush the
-	 * directory: the name appears only for a complete file. */
-	if (fchmod(fd, sg->mode) != 0 || fsync(fd) != 0 ||
-	    renameat(sg->dirfd, tmp, sg->dirfd, name) != 0 ||
-	    fsync(sg->dirfd) != 0) {
-		rc = -errno;
-		close(fd);
-		unlinkat(sg->dirfd, tmp, 0);
-		return rc;
 	}
 	if (sg->fd >= 0) {
 		close(sg->fd);
@@ -297,7 +294,33 @@ seg_create(struct segment *sg, uint64_t base)
 	sg->base = base;
 	sg->size = 0;
 	sg->end_off = base;
+	shmqi_idx_reset(&sg->ix, base);
 	return 0;
+}
+
+/* Remove what a crash left of temp files (".NAME.tmp.PID", and the
+ * "NAME.tmp" of older versions).  Only the persister writes here. */
+static void
+seg_sweep(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		return;
+	}
+	rewinddir(d); /* a dup shares the offset of earlier walks */
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if ((e->d_name[0] == '.' && strstr(e->d_name, ".tmp.")) ||
+		    (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0)) {
+			(void)unlinkat(dirfd, e->d_name, 0);
+		}
+	}
+	closedir(d);
 }
 
 int
@@ -308,10 +331,12 @@ shmqi_seg_open(
 	memset(sg, 0, sizeof *sg);
 	sg->fd = -1;
 	sg->mode = q->mode & 0666;
+	shmqi_idx_init(&sg->ix, sg->mode);
 	sg->dirfd = seg_dir(q, topic, part);
 	if (sg->dirfd < 0) {
 		return sg->dirfd;
 	}
+	seg_sweep(sg->dirfd);
 	uint64_t base = 0;
 	uint64_t first;
 	int rc = shmqi_seg_pick(sg->dirfd, UINT64_MAX, &base, &first);
@@ -342,6 +367,7 @@ shmqi_seg_end_offset(
 	}
 	struct segment sg;
 	memset(&sg, 0, sizeof sg);
+	shmqi_idx_init(&sg.ix, 0);
 	sg.dirfd = dfd;
 	sg.fd = -1;
 	uint64_t first;
@@ -351,7 +377,7 @@ shmqi_seg_end_offset(
 		snprintf(name, sizeof name, "%020" PRIu64 ".log", base);
 		sg.fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		sg.base = base;
-		rc = sg.fd < 0 ? -errno : seg_scan(&sg);
+		rc = sg.fd < 0 ? -errno : seg_scan(&sg, NULL);
 		*end = sg.end_off;
 	} else if (rc == -ENOENT) {
 		rc = 0;
@@ -389,6 +415,9 @@ shmqi_seg_retain(
 		}
 		char name[SEG_NAME_LEN + 1];
 		snprintf(name, sizeof name, "%020" PRIu64 ".log", v[i].base);
+		/* The index first: a crash between leaves a log without
+		 * one (scanned when read), never an orphan index. */
+		shmqi_idx_remove(sg->dirfd, v[i].base);
 		if (unlinkat(sg->dirfd, name, 0) != 0) {
 			break;
 		}
@@ -402,9 +431,12 @@ shmqi_seg_retain(
 	return 0;
 }
 
+/* The finished segment's index is sealed first (a failure is left in
+ * sg->ix.err), so every segment but the last has a complete one. */
 int
 shmqi_seg_roll(struct segment *sg, uint64_t base)
 {
+	(void)shmqi_idx_seal(&sg->ix, sg->dirfd);
 	return seg_create(sg, base);
 }
 
@@ -418,4 +450,5 @@ shmqi_seg_close(struct segment *sg)
 		close(sg->dirfd);
 	}
 	sg->fd = sg->dirfd = -1;
+	shmqi_idx_close(&sg->ix);
 }

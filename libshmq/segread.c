@@ -5,8 +5,9 @@
  * pread.  The disk is a trust boundary: every record's length, type,
  * offset and CRC-32C are checked before it is handed out.
  *
- * Positioning has no index yet: it scans the chosen segment from its
- * start (segments are bounded by segment_bytes).
+ * Positioning: the segment holding the offset is found by name, then
+ * its sparse index (segindex.c) gives a checked place at most
+ * IDX_EVERY bytes before the record, and the rest is read through.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,10 +70,77 @@ sr_fill(struct segread *sr, size_t need)
 	return 0;
 }
 
+/* A record that fails its checks: the reader stays in front of it, so
+ * every call says so again until the consumer seeks past it. */
+static int
+sr_corrupt(struct segread *sr, shmq_record_t *rec)
+{
+	memset(rec, 0, sizeof *rec);
+	rec->offset = sr->stuck ? sr->want : sr->next_off;
+	return SHMQ_ECORRUPT;
+}
+
 /*
- * The next record: 1 (rec filled, pointing into the reader's buffer,
- * valid until the next call), 0 at the end of what is on disk now, or
- * an error (SHMQ_ECORRUPT for a record that fails its checks).
+ * The framing of the record at sr->at is damaged (its length cannot be
+ * trusted), and the reader was sent past it (sr->next_off < want): find
+ * the next intact record at a later 8-byte step — a DATA header with a
+ * later offset no greater than `want`, consistent lengths and a good
+ * CRC — and go on from there.  If there is none in this segment, the
+ * wanted offset is unreachable: the reader is stuck, and says so for
+ * `want` until the consumer seeks further.
+ */
+static bool
+sr_resync(struct segread *sr)
+{
+	for (sr->at += REC_ALIGN;; sr->at += REC_ALIGN) {
+		if (sr_fill(sr, sizeof(struct rec_hdr)) != 0) {
+			break;
+		}
+		const struct rec_hdr *h = (const void *)(sr->buf + sr->at);
+		uint32_t len = atomic_load_explicit(
+		    (_Atomic uint32_t *)&h->rec_len, memory_order_relaxed);
+		uint64_t total = len & REC_LEN_MASK;
+		uint64_t ext = shmqi_align8(total);
+		if (h->rec_type != REC_DATA || (len & REC_ABORTED) ||
+		    h->rec_offset <= sr->next_off ||
+		    h->rec_offset > sr->want ||
+		    total !=
+		        sizeof *h + (uint64_t)h->rec_key_len +
+		            h->rec_value_len ||
+		    ext > sr->cap) {
+			continue;
+		}
+		if (sr_fill(sr, ext) != 0) {
+			break;
+		}
+		h = (const void *)(sr->buf + sr->at);
+		if (shmqi_rec_crc(h, h + 1) == h->rec_crc) {
+			sr->next_off = h->rec_offset;
+			return true;
+		}
+	}
+	sr->stuck = true;
+	return false;
+}
+
+/* Damaged framing at sr->at: past it if the reader was sent past it,
+ * else (or if that fails) report it. */
+static int
+sr_damaged(struct segread *sr, shmq_record_t *rec)
+{
+	if (sr->next_off < sr->want && sr_resync(sr)) {
+		return 1;
+	}
+	return sr_corrupt(sr, rec);
+}
+
+/*
+ * The next record at or after sr->want: 1 (rec filled, pointing into
+ * the reader's buffer, valid until the next call), 0 at the end of what
+ * is on disk now, or an error (SHMQ_ECORRUPT, rec->offset naming the
+ * record that fails its checks).  Records below `want` are only walked
+ * over: their framing is checked, their CRC is not, so a seek past a
+ * damaged record gets past it.
  */
 int
 shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
@@ -82,12 +150,18 @@ shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
 		*rec = sr->pend;
 		return 1;
 	}
+	if (sr->stuck) {
+		return sr_corrupt(sr, rec);
+	}
 	for (;;) {
 		int rc = sr_fill(sr, 8);
 		if (rc == 1) {
 			/* End of this file: on to the next segment, if the
-			 * persister has started one. */
-			if (sr_open_file(sr, sr->next_off) != 0) {
+			 * persister has started one.  Not this one again: a
+			 * segment with no record yet (a roll whose write
+			 * failed, or has not landed) is the end for now. */
+			if (sr->next_off == sr->base ||
+			    sr_open_file(sr, sr->next_off) != 0) {
 				return 0;
 			}
 			continue;
@@ -99,8 +173,14 @@ shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
 		uint32_t len = atomic_load_explicit(
 		    (_Atomic uint32_t *)&h->rec_len, memory_order_relaxed);
 		if (h->rec_type == REC_PAD) {
-			if (len < REC_ALIGN || (len & (REC_ALIGN - 1)) != 0) {
-				return SHMQ_ECORRUPT;
+			/* A PAD fills the ring's end, where a record did not
+			 * fit: never longer than the largest record. */
+			if (len < REC_ALIGN || (len & (REC_ALIGN - 1)) != 0 ||
+			    len > sr->cap) {
+				if ((rc = sr_damaged(sr, rec)) == 1) {
+					continue;
+				}
+				return rc;
 			}
 			if ((rc = sr_fill(sr, len)) != 0) {
 				return rc == 1 ? 0 : rc;
@@ -118,20 +198,24 @@ shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
 		    total !=
 		        sizeof *h + (uint64_t)h->rec_key_len +
 		            h->rec_value_len ||
-		    h->rec_offset != sr->next_off) {
-			return SHMQ_ECORRUPT;
+		    h->rec_offset != sr->next_off || ext > sr->cap) {
+			if ((rc = sr_damaged(sr, rec)) == 1) {
+				continue;
+			}
+			return rc;
 		}
 		if ((rc = sr_fill(sr, ext)) != 0) {
 			return rc == 1 ? 0 : rc;
 		}
 		h = (const void *)(sr->buf + sr->at);
+		if (!(len & REC_ABORTED) && h->rec_offset >= sr->want &&
+		    shmqi_rec_crc(h, h + 1) != h->rec_crc) {
+			return sr_corrupt(sr, rec); /* the disk changed it */
+		}
 		sr->at += ext;
 		sr->next_off++;
-		if (len & REC_ABORTED) {
-			continue; /* a gap */
-		}
-		if (shmqi_rec_crc(h, h + 1) != h->rec_crc) {
-			return SHMQ_ECORRUPT; /* the disk changed it */
+		if ((len & REC_ABORTED) || h->rec_offset < sr->want) {
+			continue; /* a gap, or walked over */
 		}
 		const uint8_t *d = (const uint8_t *)(h + 1);
 		memset(rec, 0, sizeof *rec);
@@ -174,10 +258,18 @@ shmqi_segread_open(const shmq_t *q, const char *topic, uint32_t part,
 	if ((rc = sr_open_file(sr, pick)) != 0) {
 		return rc;
 	}
-	/* Skip to `off` (no index yet: from the segment's start).  The
-	 * record landed on is kept for the next call. */
+	if (off > pick) {
+		shmqi_idx_lookup(sr->dirfd, sr->fd, pick, off, &sr->file_pos,
+		    &sr->next_off);
+	}
+	/* Skip to `off` from there.  The record landed on is kept for the
+	 * next call; a damaged one is left for the next call to report. */
+	sr->want = off;
 	while (sr->next_off <= off) {
 		rc = shmqi_segread_next(sr, &sr->pend);
+		if (rc == SHMQ_ECORRUPT) {
+			return LOC_FOUND;
+		}
 		if (rc < 0) {
 			return rc;
 		}

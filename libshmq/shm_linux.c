@@ -345,28 +345,29 @@ shmqi_futex_waitv(
  */
 
 /*
- * Write dir/name atomically: temp file, fsync, rename, fsync of the
- * directory (Redis rdbSave).  A crash leaves the old file or the new one,
- * never a mix.
+ * Write name (in the directory dirfd) atomically: temp file, fsync,
+ * rename, fsync of the directory (Redis rdbSave).  A crash leaves the
+ * old file or the new one, never a mix, and a name that is there after
+ * a crash stays there.  The temp name starts with a dot and holds
+ * ".tmp.": owners of a directory sweep such leftovers of a crash.
  */
 int
-shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
-    size_t len, unsigned mode)
+shmqi_write_atomic_at(
+    int dirfd, const char *name, const void *data, size_t len, unsigned mode)
 {
-	char tmp[SHMQ_PATH_MAX], dst[SHMQ_PATH_MAX];
-	int rc, fd = -1, dfd = -1;
+	char tmp[SHMQ_PATH_MAX];
+	int rc, fd = -1;
 
-	if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%d", dir, name,
-	        (int)getpid()) >= (int)sizeof tmp ||
-	    snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) {
+	if (snprintf(tmp, sizeof tmp, ".%s.tmp.%d", name, (int)getpid()) >=
+	    (int)sizeof tmp) {
 		return -ENAMETOOLONG;
 	}
 	if ((rc = shmqi_fault_hit()) != 0) {
 		return rc;
 	}
-	unlink(tmp);
-	fd = open(
-	    tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp,
+	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		return -errno;
 	}
@@ -395,22 +396,30 @@ shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
 	}
 	close(fd);
 	fd = -1;
-	if (rename(tmp, dst) != 0) {
+	if (renameat(dirfd, tmp, dirfd, name) != 0) {
 		rc = -errno;
 		goto fail;
 	}
 	/* And the rename itself must survive a crash. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	return fsync(dirfd) != 0 ? -errno : 0;
 fail:
 	if (fd >= 0) {
 		close(fd);
 	}
-	unlink(tmp);
+	unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+int
+shmqi_write_file_atomic(const char *dir, const char *name, const void *data,
+    size_t len, unsigned mode)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		return -errno;
+	}
+	int rc = shmqi_write_atomic_at(dfd, name, data, len, mode);
+	close(dfd);
 	return rc;
 }
 

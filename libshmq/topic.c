@@ -34,7 +34,7 @@ shmq_topic_config_init(shmq_topic_config_t *c)
 	c->partitions = 1;
 	c->ring_size = SHMQ_RING_SIZE_DEFAULT;
 	c->overflow = SHMQ_OVERFLOW_BLOCK;
-	c->durability = SHMQ_DURABILITY_VOLATILE;
+	c->durability = SHMQ_DURABILITY_PERSISTENT;
 	c->fsync = SHMQ_FSYNC_ALWAYS;
 	c->segment_bytes = SEGMENT_BYTES_DEFAULT;
 }
@@ -469,11 +469,17 @@ shmq_partition_info(
 	info->aborted = atomic_load(&h->hdr_aborted);
 	info->leader_epoch = atomic_load(&h->hdr_leader_epoch);
 	info->durable = atomic_load(&h->hdr_durable_off);
-	uint64_t first;
-	if ((atomic_load(&h->hdr_flags) & RING_F_PERSISTENT) &&
-	    shmqi_seg_first_offset(q, topic, part, &first) == 0 &&
-	    first < info->log_start) {
-		info->log_start = first; /* older records are on disk */
+	if (atomic_load(&h->hdr_flags) & RING_F_PERSISTENT) {
+		struct seg_usage u;
+		if ((rc = shmqi_seg_usage(q, topic, part, &u)) != 0) {
+			shmqi_ring_close(&r);
+			return rc;
+		}
+		info->segments = u.segments;
+		info->segment_bytes = u.bytes;
+		if (u.first < info->log_start) {
+			info->log_start = u.first; /* older ones are on disk */
+		}
 	}
 	info->persist_err = atomic_load(&h->hdr_persist_err);
 	info->persister = shmqi_persister_alive(q);

@@ -156,11 +156,44 @@ SHMQ_API const char *shmq_shm_dir(const shmq_t *q);
 
 /* Whether a topic's records go to disk (shmq-replicator). */
 enum shmq_durability {
-	SHMQ_DURABILITY_VOLATILE = 0, /* shared memory only (default) */
-	SHMQ_DURABILITY_PERSISTENT = 1, /* segment files, by the replicator */
+	SHMQ_DURABILITY_VOLATILE = 0, /* shared memory only */
+	SHMQ_DURABILITY_PERSISTENT = 1, /* segment files, by the replicator
+	                                 * (default) */
 };
 
-/* When a persistent topic's writes are flushed to the disk. */
+/*
+ * When a persistent topic's writes are flushed to the disk, and so what
+ * a DURABLE ack (SHMQ_ACKS_DURABLE) and shmq_partition_info().durable
+ * promise.  The persister writes each batch of committed records to the
+ * segment file (then they are in the kernel's page cache), and:
+ *
+ *  ALWAYS    flushes the batch (fdatasync, linked after the write)
+ *            before it acknowledges it.  An acknowledged record is on
+ *            stable storage: it survives process crashes, kernel
+ *            crashes and power loss.
+ *  INTERVAL  flushes once fsync_interval_ms have passed since the last
+ *            flush (also before starting a new segment, and when it
+ *            stops), and acknowledges at the flush.  So an acknowledged
+ *            record is on stable storage, as with ALWAYS, but a DURABLE
+ *            send waits up to the interval (plus the persister's poll,
+ *            at most 100 ms, when nothing else arrives): a producer that
+ *            waits for each ack gets about one per interval; batch or
+ *            pipeline instead.  Written but not yet flushed records
+ *            (not yet acknowledged DURABLE, and those of acks NONE and
+ *            LEADER producers) survive the death of any process, the
+ *            persister's included (the next one flushes them), but a
+ *            kernel crash or power loss loses up to one interval of them.
+ *  NEVER     acknowledges once the write is done, with no flush.  An
+ *            acknowledged record is in the page cache: it survives the
+ *            death of any process, the persister's included (the kernel
+ *            owns those pages), but a kernel crash or power loss loses
+ *            whatever the kernel's writeback had not written yet
+ *            (vm.dirty_expire_centisecs: 30 s by default), acknowledged
+ *            or not.  Only a persister's start (its recovery) flushes.
+ *
+ * After a crash, recovery cuts a torn tail off the last segment, and
+ * readers check every record's CRC-32C (SHMQ_ECORRUPT).
+ */
 enum shmq_fsync {
 	SHMQ_FSYNC_ALWAYS = 0, /* every batch (group commit) */
 	SHMQ_FSYNC_INTERVAL = 1, /* every fsync_interval_ms */
@@ -174,7 +207,9 @@ enum shmq_overflow {
 	 * or with SHMQ_CONSUMER_AUTO_COMMIT) stops the producers one ring
 	 * later, and so does a seek that is not committed. */
 	SHMQ_OVERFLOW_BLOCK = 0,
-	/* Producers overwrite; a lapped consumer gets SHMQ_ELAPPED. */
+	/* Producers overwrite; a lapped consumer gets SHMQ_ELAPPED.  On
+	 * a persistent topic only what is on disk is overwritten: past
+	 * that, producers wait for the replicator as under BLOCK. */
 	SHMQ_OVERFLOW_DROP = 1,
 };
 
@@ -184,8 +219,11 @@ typedef struct shmq_topic_config {
 	uint64_t ring_size; /* bytes per partition ring, power of two,
 	                     * SHMQ_RING_SIZE_MIN..MAX (default 16 MiB) */
 	int overflow; /* enum shmq_overflow (default BLOCK) */
-	/* Persistence (needs shmq-replicator; default VOLATILE).  On a
-	 * persistent topic ring space is reused only once on disk. */
+	/* Persistence (default PERSISTENT).  A persistent topic's ring
+	 * reuses space only once on disk, so it needs shmq-replicator
+	 * running once a ring's worth has been sent: until then sends
+	 * fail with SHMQ_ENOREPLICATOR.  VOLATILE needs no replicator
+	 * and does not survive a reboot. */
 	int durability; /* enum shmq_durability */
 	int fsync; /* enum shmq_fsync (default ALWAYS) */
 	uint32_t fsync_interval_ms; /* with SHMQ_FSYNC_INTERVAL */
@@ -218,8 +256,15 @@ SHMQ_API int shmq_topic_list(
 SHMQ_API int shmq_topic_describe(
     shmq_t *q, const char *name, shmq_topic_config_t *cfg);
 
+/* Fields are only ever added at the end.  The struct has no size field
+ * (the caller allocates it, the library fills its own sizeof), so a
+ * program built against an older shmq.h must be rebuilt when fields are
+ * added, as segments and segment_bytes were. */
 typedef struct shmq_partition_info {
-	uint64_t log_start; /* oldest offset still readable */
+	/* Oldest offset still readable: on a persistent topic the first
+	 * offset of the oldest segment, when that is older than the ring's
+	 * oldest record (it moves up as retention deletes segments). */
+	uint64_t log_start;
 	uint64_t committed; /* every offset below is fully written */
 	uint64_t end; /* next offset to be handed out */
 	uint64_t ring_size; /* bytes */
@@ -232,9 +277,13 @@ typedef struct shmq_partition_info {
 	uint32_t leader_epoch;
 	uint32_t reserved;
 	/* Persistent topics: */
-	uint64_t durable; /* every offset below is on disk */
+	uint64_t durable; /* every offset below is durable, as the
+	                   * topic's enum shmq_fsync policy defines it */
 	int32_t persist_err; /* sticky write/flush error (-errno), or 0 */
 	uint32_t persister; /* 1 while a persister runs for the instance */
+	uint64_t segments; /* segment files on disk (0: none, or volatile) */
+	uint64_t segment_bytes; /* their total size: what retention_bytes
+	                         * is compared with */
 } shmq_partition_info_t;
 
 /* Snapshot of one partition.  The fields are read without a lock, so
@@ -249,14 +298,21 @@ SHMQ_API int shmq_partition_info(shmq_t *q, const char *topic,
 typedef struct shmq_producer shmq_producer_t;
 
 /* Ack levels (Kafka's acks).  The send returns once the level is
- * reached.  DURABLE and ALL need shmq-replicator: until it exists they
- * return SHMQ_ENOREPLICATOR, never a silent downgrade. */
+ * reached.  DURABLE needs a persistent topic (else -EINVAL) and a
+ * running shmq-replicator, ALL needs replication, which does not exist
+ * yet: without them they return SHMQ_ENOREPLICATOR, never a silent
+ * downgrade. */
 enum shmq_acks {
 	SHMQ_ACKS_NONE = 0, /* written into the ring (may still be
 	                     * hidden behind an earlier reservation) */
 	SHMQ_ACKS_LEADER = 1, /* visible to consumers (default) */
-	SHMQ_ACKS_DURABLE = 2, /* on local disk (persistent topics, with
-	                        * shmq-replicator running) */
+	/* In the segment file on local disk, and flushed as the topic's
+	 * fsync policy says (persistent topics, with shmq-replicator
+	 * running): on stable storage under ALWAYS and INTERVAL (which
+	 * acknowledges at its next flush), in the page cache under NEVER
+	 * (lost on a kernel crash or power loss, not on a process crash).
+	 * See enum shmq_fsync. */
+	SHMQ_ACKS_DURABLE = 2,
 	SHMQ_ACKS_ALL = 3, /* on every in-sync replica */
 };
 
@@ -270,7 +326,8 @@ typedef struct shmq_producer_options {
 	size_t size; /* set by shmq_producer_options_init */
 	int acks; /* enum shmq_acks (default LEADER) */
 	unsigned flags; /* SHMQ_PRODUCER_* */
-	/* How long a send may wait for ring space on a `block` topic
+	/* How long a send may wait for ring space (on a `block` topic,
+	 * or on a persistent topic for the replicator's disk writes)
 	 * before -EAGAIN; -1 waits forever (default). */
 	int timeout_ms;
 	/* Keyless records stick to one partition for this many records,
@@ -318,9 +375,13 @@ typedef struct shmq_msg {
  * -EINVAL (partition out of range, NULL data with non-zero length),
  * -EMSGSIZE (record larger than ring/4, key over 65535 bytes), -EAGAIN
  * (no room within timeout_ms), -EDEADLK (no room, and what holds the
- * ring is this handle's own open slice), SHMQ_ERECLAIMED (this producer
- * stalled longer than stall_ms between reserving and committing),
- * SHMQ_EDELETED, SHMQ_EFAILED.
+ * ring is this handle's own open slice), SHMQ_ENOREPLICATOR (a
+ * persistent topic's ring is full of records not yet on disk, and no
+ * shmq-replicator runs to write them: returned at once, not after
+ * timeout_ms), SHMQ_ERECLAIMED (this producer stalled longer than
+ * stall_ms between reserving and committing), SHMQ_EDELETED,
+ * SHMQ_EFAILED (also when a persistent ring is full and the running
+ * replicator failed to write that partition: a sticky error).
  */
 SHMQ_API int shmq_send(shmq_producer_t *p, shmq_msg_t *m);
 
@@ -357,7 +418,8 @@ typedef struct shmq_slice {
  * records in offset order, so hold a slice briefly: until it is
  * committed or aborted, later records of the partition are invisible.
  * If this process dies while holding it, another process aborts it
- * after reclaim_ms; the offset then stays unused (a gap).
+ * after reclaim_ms; the offset then stays unused (a gap).  Waits for
+ * room and fails as shmq_send does.
  */
 SHMQ_API int shmq_reserve(shmq_producer_t *p, int32_t partition,
     size_t key_len, size_t value_len, shmq_slice_t *s);
@@ -458,10 +520,16 @@ typedef struct shmq_record {
  * r->value point into the shared ring and stay valid until
  * shmq_release(c, r) or the consumer is closed; do not write through
  * them.  One record may be borrowed at a time.  Returns 0, -EAGAIN
- * (nothing within the timeout), SHMQ_ELAPPED (on a `drop` topic the
+ * (nothing within the timeout), SHMQ_ELAPPED (on a volatile topic the
  * ring overran this consumer; r->partition and r->lost say where and
- * how many; the next call continues from the oldest record), or
- * SHMQ_EOUTOFRANGE (reset policy ERROR), SHMQ_EDELETED.
+ * how many; the next call continues from the oldest record.  On a
+ * persistent topic an overrun reader goes on from the segments, and
+ * gets SHMQ_ELAPPED only for offsets retention deleted meanwhile),
+ * SHMQ_EOUTOFRANGE (reset policy ERROR), SHMQ_EDELETED, or
+ * SHMQ_ECORRUPT: a record read back from a segment file failed its
+ * checks (the disk changed it).  r->partition and r->offset name it; it
+ * is never handed out, and every call says so again until shmq_seek
+ * moves past it (to r->offset + 1, skipping that record knowingly).
  */
 SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r, int timeout_ms);
 
@@ -469,7 +537,8 @@ SHMQ_API int shmq_peek(shmq_consumer_t *c, shmq_record_t *r, int timeout_ms);
  * while it was borrowed (possible on `drop` topics, for standalone
  * consumers, and below a group's committed offset): whatever was read
  * from it must be discarded (the consumer then continues as after
- * SHMQ_ELAPPED).  A commit made while a record is borrowed keeps that
+ * SHMQ_ELAPPED; on a persistent topic it reads that record again, from
+ * the segments).  A commit made while a record is borrowed keeps that
  * record from being overwritten until it is released. */
 SHMQ_API int shmq_release(shmq_consumer_t *c, shmq_record_t *r);
 
@@ -533,7 +602,8 @@ SHMQ_API int shmq_persister_open(shmq_t *q,
  * its segments (io_uring), flush per the topic's fsync policy, advance
  * the durable watermark and wake DURABLE producers; then wait up to
  * timeout_ms for new commits.  New and deleted topics are noticed.
- * Returns the number of records made durable.  A write or flush that
+ * Returns the number of records written (under SHMQ_FSYNC_INTERVAL they
+ * become durable at the next flush).  A write or flush that
  * fails is sticky for its partition (it stops acknowledging and says
  * why in the log and in shmq_partition_info) and is not returned here;
  * a negative return concerns the persister as a whole.

@@ -16,7 +16,8 @@ committed() {
 print(" ".join(str(p["committed"]) for p in json.load(sys.stdin)["partitions"]))'
 }
 
-"$CTL" topic create g --partitions 2
+# Rings only: volatile, no replicator needed.
+"$CTL" topic create g --partitions 2 --durability volatile
 for i in $(seq 0 24); do echo "p0-$i"; done | "$CTL" produce g --partition 0
 for i in $(seq 0 24); do echo "p1-$i"; done | "$CTL" produce g --partition 1
 
@@ -126,7 +127,7 @@ expect_rc "reset-offsets --to-datetime of February 30th is refused" 2
 
 # --- --to-datetime ---------------------------------------------------------
 
-"$CTL" topic create tm --partitions 1
+"$CTL" topic create tm --partitions 1 --durability volatile
 seq 1 5 | "$CTL" produce tm
 sleep 0.05
 # The cut as UTC with nanoseconds, and the same instant two hours east

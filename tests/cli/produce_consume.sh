@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/cli/produce_consume.sh — shmqctl produce and standalone consume:
 # values and offsets round-trip, key placement matches Kafka's murmur2,
-# --report-acks, --acks durable, --from, and JSON escaping.
+# --report-acks, --acks durable, --from, JSON escaping, and a full
+# persistent ring without a replicator.
 #
 #   bash tests/cli/produce_consume.sh BUILD_DIR   (from the repo root)
 #
@@ -10,9 +11,12 @@
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"
 
-"$CTL" topic create t --partitions 1
-"$CTL" topic create k --partitions 3
-"$CTL" topic create esc --partitions 1
+# Rings only: volatile, so no replicator is needed (the persistent
+# default is exercised at the end, and with a replicator in
+# replicator.sh).
+"$CTL" topic create t --partitions 1 --durability volatile
+"$CTL" topic create k --partitions 3 --durability volatile
+"$CTL" topic create esc --partitions 1 --durability volatile
 
 # --- 100 lines in, 100 records out ---------------------------------------
 
@@ -243,5 +247,35 @@ check "a 300 KB line comes back whole" cmp -s "$T/out" "$T/long"
 for topic in t k esc; do
 	"$CTL" topic delete "$topic"
 done
+
+# --- the default, persistent, with no replicator --------------------------
+
+# A 64K ring takes a few hundred of these 100-byte lines: the first
+# ring's worth is acknowledged, then produce stops with an error that
+# names this instance's replicator command, instead of waiting forever.
+"$CTL" topic create p --partitions 1 --ring-size 64K
+for i in $(seq 0 1999); do printf 'v-%04d-%094d\n' "$i" 0; done >"$T/many"
+start_ms=$(($(date +%s%N) / 1000000))
+run "$CTL" produce p --report-acks <"$T/many"
+elapsed=$(($(date +%s%N) / 1000000 - start_ms))
+expect_rc "produce past a full persistent ring without a replicator fails" 1
+check "  ... at once (${elapsed} ms)" test "$elapsed" -lt 5000
+check "  ... saying no replicator runs" \
+	has_err "no shmq-replicator is running"
+home=$(cd "$SHMQ_HOME" && pwd -P)
+check "  ... and how to start this instance's" \
+	has_err "hint: start it with: shmq-replicator --home $home\$"
+acked=$(wc -l <"$T/out")
+check "  ... after acknowledging one ring's worth ($acked records)" \
+	test "$acked" -gt 100 -a "$acked" -lt 2000
+run "$CTL" consume p --from earliest --format json
+check "  ... which consumers read back without a replicator" python3 - \
+	"$T/out" "$acked" <<'EOF'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+n = int(sys.argv[2])
+assert [r["offset"] for r in recs] == list(range(n)), len(recs)
+assert recs[-1]["value"].startswith("v-%04d-" % (n - 1)), recs[-1]
+EOF
 
 finish

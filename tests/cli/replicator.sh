@@ -150,9 +150,9 @@ check "  ... and its message" has_err "(pid $a)"
 
 # --- durable acks across a kill -9 --------------------------------------
 
-run "$CTL" topic create t --partitions 1 --durability persistent \
-	--fsync always
-expect_rc "topic create --durability persistent --fsync always" 0
+# No --durability: persistent is the default, and this is its path.
+run "$CTL" topic create t --partitions 1 --fsync always
+expect_rc "topic create (persistent by default) --fsync always" 0
 
 for i in $(seq 0 99); do echo "v-$i"; done >"$T/in1"
 run "$CTL" produce t --acks durable --report-acks <"$T/in1"
@@ -195,15 +195,42 @@ run "$CTL" status
 expect_rc "status" 0
 check "  ... names the running replicator and its pid" \
 	has_out "^REPLICATOR  running (pid $b)"
-check "  ... shows partition 0 of t durable at 200" \
-	grep -Eq "^t +0 +200 +200 +0 +-" "$T/out"
+check "  ... shows partition 0 of t durable at 200, in one segment" \
+	grep -Eq "^t +0 +200 +200 +0 +1 +[0-9.]+[KM]? +-$" "$T/out"
 run "$CTL" status --json
 check "status --json" python3 -c '
 import json, sys
 v = json.load(open(sys.argv[1]))
 assert v["replicator_running"] and v["replicator_pid"] == int(sys.argv[2])
 assert v["partitions"] == [{"topic": "t", "partition": 0, "end": 200,
-    "durable": 200, "persist_error": 0}], v' "$T/out" "$b"
+    "durable": 200, "persist_error": 0, "log_start": 0, "segments": 1,
+    "segment_bytes": int(sys.argv[3])}], v' "$T/out" "$b" \
+	"$(cat "$SHMQ_HOME"/data/t/0/*.log | wc -c)"
+
+# --- more than a ring: the replicator makes the room ---------------------
+
+# A 64K ring holds a few hundred of these lines; 2000 need the replicator
+# to write the older ones to disk so the ring can reuse their space.
+"$CTL" topic create big --partitions 1 --ring-size 64K
+for i in $(seq 0 1999); do printf 'v-%04d-%094d\n' "$i" 0; done >"$T/many"
+run "$CTL" produce big <"$T/many"
+expect_rc "produce 2000 records (several rings) to a persistent topic" 0
+big_durable() {
+	"$CTL" status --json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+assert [p["durable"] for p in v["partitions"] if p["topic"] == "big"] \
+    == [2000], v'
+}
+check "  ... and all of them reach the disk" wait_for 10 big_durable
+run "$CTL" consume big --from earliest --count 2000 --format json
+check "  ... and read back in order, the older ones from segments" \
+	python3 - "$T/out" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["offset"] for r in recs] == list(range(2000)), len(recs)
+assert [r["value"][:6] for r in recs] == ["v-%04d" % i for i in range(2000)]
+PY
 
 # --- SIGHUP -------------------------------------------------------------
 

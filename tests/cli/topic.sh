@@ -11,12 +11,14 @@
 
 # --- create, list --------------------------------------------------------
 
-run "$CTL" topic create orders --partitions 3
+# Rings only, no disk: volatile (the default is persistent, checked
+# below under "durability").
+run "$CTL" topic create orders --partitions 3 --durability volatile
 expect_rc "topic create orders" 0
 check "topic create is quiet" test ! -s "$T/out"
 
 run "$CTL" topic create events --partitions 1 --ring-size 64K \
-	--overflow drop
+	--overflow drop --durability volatile
 expect_rc "topic create with --ring-size 64K --overflow drop" 0
 
 run "$CTL" topic create orders --partitions 3
@@ -81,6 +83,32 @@ EOF
 run "$CTL" topic describe nosuch
 expect_rc "topic describe of a missing topic fails" 1
 check "  ... naming the topic" has_err "shmqctl: topic describe nosuch:"
+
+# --- durability -----------------------------------------------------------
+
+run "$CTL" topic create dflt --partitions 2
+expect_rc "topic create without --durability" 0
+run "$CTL" topic describe dflt
+check "  ... makes a persistent topic" has_out "^DURABILITY  *persistent$"
+check "  ... flushed every batch" has_out "^FSYNC  *always$"
+run "$CTL" topic describe dflt --json
+check "  ... (describe --json agrees)" python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))["config"]
+assert c["durability"] == "persistent" and c["fsync"] == "always", c
+' "$T/out"
+run "$CTL" topic create vol --partitions 1 --durability volatile
+expect_rc "topic create --durability volatile" 0
+run "$CTL" topic describe vol
+check "  ... makes a volatile topic" has_out "^DURABILITY  *volatile$"
+run "$CTL" topic create p2 --partitions 1 --durability sometimes
+expect_rc "topic create --durability sometimes is a usage error" 2
+check "  ... naming both values" has_err "persistent or volatile"
+run "$CTL" topic create --help
+check "topic create --help names persistent as the default" \
+	has_out "persistent (default"
+"$CTL" topic delete dflt
+"$CTL" topic delete vol
 
 # --- names and values the library refuses: exit 1 -------------------------
 
@@ -154,7 +182,8 @@ run "$CTL" --home "$T/nosuch" topic list
 expect_rc "topic list in a missing home fails" 1
 check "  ... and does not create it" test ! -e "$T/nosuch"
 
-run "$CTL" --home "$T/other" topic create elsewhere --partitions 1
+run "$CTL" --home "$T/other" topic create elsewhere --partitions 1 \
+	--durability volatile
 expect_rc "--home selects another instance" 0
 run "$CTL" topic list --home "$T/other"
 check "  ... which has only its own topics" \

@@ -24,7 +24,8 @@ shmq_t *th_attach(void);
 shmq_t *th_reattach(shmq_t *q);
 /* Delete the instance's topics and files, then detach. */
 void th_destroy(shmq_t *q);
-/* Create a topic; fails the test on error. */
+/* Create a volatile topic (no persister needed); fails the test on
+ * error. */
 void th_topic(
     shmq_t *q, const char *name, uint32_t parts, uint64_t ring, int overflow);
 

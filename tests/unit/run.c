@@ -14,6 +14,9 @@
 extern const struct th_suite suite_codec, suite_ring, suite_api,
     suite_consumer, suite_group, suite_crash, suite_corrupt, suite_fault,
     suite_contract, suite_persist;
+extern const struct th_suite suite_segindex;
+extern const struct th_suite suite_diskfault;
+extern const struct th_suite suite_fsync_policy;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -26,6 +29,9 @@ static const struct th_suite *const suites[] = {
 	&suite_fault,
 	&suite_contract,
 	&suite_persist,
+	&suite_segindex,
+	&suite_diskfault,
+	&suite_fsync_policy,
 };
 
 static int

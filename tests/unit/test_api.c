@@ -357,6 +357,14 @@ test_topic_describe_returns_what_was_created(void)
 	CU_ASSERT_EQUAL(c.partitions, 1);
 	CU_ASSERT_EQUAL(c.ring_size, SHMQ_RING_SIZE_DEFAULT);
 	CU_ASSERT_EQUAL(c.overflow, SHMQ_OVERFLOW_BLOCK);
+	/* Persistent by default, flushed every batch; th_topic asks for
+	 * volatile. */
+	CU_ASSERT_EQUAL(c.durability, SHMQ_DURABILITY_PERSISTENT);
+	CU_ASSERT_EQUAL(c.fsync, SHMQ_FSYNC_ALWAYS);
+	TH_OK(shmq_topic_describe(q, "b", &c));
+	CU_ASSERT_EQUAL(c.durability, SHMQ_DURABILITY_VOLATILE);
+	shmq_topic_config_init(&c);
+	CU_ASSERT_EQUAL(c.durability, SHMQ_DURABILITY_PERSISTENT);
 	th_destroy(q);
 }
 
@@ -1340,6 +1348,160 @@ test_send_on_a_full_block_topic_times_out_with_eagain(void)
 	th_destroy(q);
 }
 
+/* A persistent ring reuses only what is on disk.  With no replicator
+ * running, a full one would never get room, so a send says so at once
+ * (before any wait, whatever timeout_ms) instead of -EAGAIN after the
+ * timeout or never.  `drop` overwrites only what is on disk too, so it
+ * fails the same way.  Nothing is appended or lost, and readers need
+ * no replicator. */
+static void
+test_send_on_a_full_persistent_topic_without_a_replicator_fails_at_once(void)
+{
+	shmq_t *q = th_attach();
+	const int overflow[] = { SHMQ_OVERFLOW_BLOCK, SHMQ_OVERFLOW_DROP };
+	const char *topic[] = { "block", "drop" };
+	static uint8_t val[4000];
+	uint8_t buf[sizeof val];
+	shmq_record_t r;
+	shmq_slice_t s;
+
+	for (int k = 0; k < 2; k++) {
+		shmq_topic_config_t c;
+		shmq_topic_config_init(&c); /* persistent: the default */
+		c.ring_size = SHMQ_RING_SIZE_MIN;
+		c.overflow = overflow[k];
+		TH_OK(shmq_topic_create(q, topic[k], &c));
+		shmq_producer_t *p =
+		    th_producer_opts(q, topic[k], SHMQ_ACKS_LEADER, 0);
+		uint64_t sent = 0;
+		int rc;
+		while ((rc = send_to(p, 0, NULL, 0, val, sizeof val, NULL)) ==
+		        0 &&
+		    sent < 1000) {
+			sent++;
+		}
+		TH_FAIL(rc, SHMQ_ENOREPLICATOR);
+		CU_ASSERT(sent >= 10 && sent <= 16); /* one ring's worth */
+		shmq_producer_close(p);
+
+		/* Waiting forever: the same error, not a stall. */
+		p = th_producer_opts(q, topic[k], SHMQ_ACKS_LEADER, -1);
+		TH_FAIL(send_to(p, 0, NULL, 0, val, sizeof val, NULL),
+		    SHMQ_ENOREPLICATOR);
+		TH_FAIL(
+		    shmq_reserve(p, 0, 0, sizeof val, &s), SHMQ_ENOREPLICATOR);
+		shmq_producer_close(p);
+
+		shmq_partition_info_t in;
+		TH_OK(shmq_partition_info(q, topic[k], 0, &in));
+		CU_ASSERT_EQUAL(in.end, sent);
+		CU_ASSERT_EQUAL(in.durable, 0);
+		CU_ASSERT_EQUAL(in.persister, 0);
+		shmq_consumer_t *rd = th_reader(q, topic[k], 0);
+		for (uint64_t i = 0; i < sent; i++) {
+			TH_OK(shmq_recv(rd, buf, sizeof buf, &r, 0));
+			CU_ASSERT_EQUAL(r.offset, i);
+		}
+		TH_FAIL(shmq_recv(rd, buf, sizeof buf, &r, 0), -EAGAIN);
+		shmq_consumer_close(rd);
+	}
+	th_destroy(q);
+}
+
+/* The replicator's absence is an error only when the disk is what
+ * holds the ring.  Here every record is on disk and a group is behind:
+ * the send waits for the group (-EAGAIN after timeout_ms), and once
+ * the group commits there is room, with no replicator running. */
+static void
+test_send_on_a_persistent_topic_waits_for_a_group_not_the_replicator(void)
+{
+	shmq_t *q = th_attach();
+	shmq_topic_config_t c;
+	shmq_topic_config_init(&c);
+	c.ring_size = SHMQ_RING_SIZE_MIN;
+	c.fsync = SHMQ_FSYNC_NEVER;
+	TH_OK(shmq_topic_create(q, "t", &c));
+	shmq_consumer_t *g = gating_member(q, "t");
+	shmq_persister_t *ps = NULL;
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 0);
+	static uint8_t val[4000];
+	uint8_t buf[sizeof val];
+	shmq_record_t r;
+	uint64_t sent = 0;
+	int rc;
+
+	/* Fill the ring, each record written to disk before the next. */
+	while ((rc = send_to(p, 0, NULL, 0, val, sizeof val, NULL)) == 0 &&
+	    sent < 1000) {
+		sent++;
+		while (shmq_persister_poll(ps, 0) > 0) {
+		}
+	}
+	TH_FAIL(rc, -EAGAIN);
+	shmq_persister_close(ps);
+	shmq_producer_close(p);
+	shmq_partition_info_t in;
+	TH_OK(shmq_partition_info(q, "t", 0, &in));
+	CU_ASSERT_EQUAL(in.durable, sent);
+	CU_ASSERT_EQUAL(in.persister, 0);
+
+	p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 50);
+	TH_FAIL(send_to(p, 0, NULL, 0, val, sizeof val, NULL), -EAGAIN);
+	TH_OK(shmq_recv(g, buf, sizeof buf, &r, 0));
+	TH_OK(shmq_recv(g, buf, sizeof buf, &r, 0));
+	TH_OK(shmq_consumer_commit(g));
+	TH_OK(send_to(p, 0, NULL, 0, val, sizeof val, NULL));
+	shmq_producer_close(p);
+	shmq_consumer_close(g);
+	th_destroy(q);
+}
+
+/* On a persistent topic (the default) the log starts on disk, not at
+ * the ring's oldest record: SHMQ_SEEK_BEGINNING goes there, as reset
+ * EARLIEST and shmq_partition_info().log_start do. */
+static void
+test_seek_to_beginning_of_a_persistent_topic_starts_on_disk(void)
+{
+	shmq_t *q = th_attach();
+	shmq_topic_config_t c;
+	shmq_topic_config_init(&c);
+	c.ring_size = SHMQ_RING_SIZE_MIN;
+	c.fsync = SHMQ_FSYNC_NEVER;
+	TH_OK(shmq_topic_create(q, "t", &c));
+	shmq_persister_t *ps = NULL;
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, "t");
+	static uint8_t val[4000];
+	uint8_t buf[sizeof val];
+	shmq_record_t r;
+	for (int i = 0; i < 40; i++) { /* about 3 rings */
+		TH_OK(send_to(p, 0, NULL, 0, val, sizeof val, NULL));
+		while (shmq_persister_poll(ps, 0) > 0) {
+		}
+	}
+	shmq_persister_close(ps);
+	shmq_producer_close(p);
+	shmq_partition_info_t in;
+	TH_OK(shmq_partition_info(q, "t", 0, &in));
+	CU_ASSERT_EQUAL(in.log_start, 0);
+	CU_ASSERT_EQUAL(in.durable, 40);
+
+	shmq_consumer_t *rd = th_reader(q, "t", 0);
+	TH_OK(shmq_seek(rd, 0, 30));
+	TH_OK(shmq_recv(rd, buf, sizeof buf, &r, 0));
+	CU_ASSERT_EQUAL(r.offset, 30);
+	TH_OK(shmq_seek_to(rd, 0, SHMQ_SEEK_BEGINNING));
+	for (uint64_t i = 0; i < 40; i++) {
+		TH_OK(shmq_recv(rd, buf, sizeof buf, &r, 0));
+		CU_ASSERT_EQUAL(r.offset, i);
+	}
+	TH_OK(shmq_seek_to(rd, 0, SHMQ_SEEK_END));
+	TH_FAIL(shmq_recv(rd, buf, sizeof buf, &r, 0), -EAGAIN);
+	shmq_consumer_close(rd);
+	th_destroy(q);
+}
+
 static void
 test_commit_after_a_stall_past_stall_ms_fails_with_ereclaimed(void)
 {
@@ -1599,6 +1761,13 @@ static CU_TestInfo tests[] = {
 	    test_topic_delete_wakes_a_reader_blocked_in_another_process },
 	{ "send_on_a_full_block_topic_times_out_with_eagain",
 	    test_send_on_a_full_block_topic_times_out_with_eagain },
+	{ "send_on_a_full_persistent_topic_without_a_replicator_fails_at_"
+	  "once",
+	    test_send_on_a_full_persistent_topic_without_a_replicator_fails_at_once },
+	{ "send_on_a_persistent_topic_waits_for_a_group_not_the_replicator",
+	    test_send_on_a_persistent_topic_waits_for_a_group_not_the_replicator },
+	{ "seek_to_beginning_of_a_persistent_topic_starts_on_disk",
+	    test_seek_to_beginning_of_a_persistent_topic_starts_on_disk },
 	{ "commit_after_a_stall_past_stall_ms_fails_with_ereclaimed",
 	    test_commit_after_a_stall_past_stall_ms_fails_with_ereclaimed },
 	{ "consumer_open_in_a_full_group_fails_with_emfile",

@@ -78,8 +78,8 @@ read_disk(shmq_t *q, const char *topic, struct disk *d)
 		    pread(fd, buf, (size_t)st.st_size, 0) == st.st_size);
 		close(fd);
 		uint64_t next;
-		uint64_t valid =
-		    shmqi_seg_valid(buf, (uint64_t)st.st_size, base, &next);
+		uint64_t valid = shmqi_seg_valid(
+		    buf, (uint64_t)st.st_size, base, &next, NULL);
 		CU_ASSERT_EQUAL(valid, (uint64_t)st.st_size); /* no garbage */
 		for (uint64_t p = 0; p < valid;) {
 			struct rec_hdr *h = (struct rec_hdr *)(buf + p);
@@ -723,7 +723,220 @@ test_persist_retention_deletes_old_segments_by_bytes_and_age(void)
 	th_destroy(q);
 }
 
+/* A producer process appending ids 0.. while the parent reads. */
+struct appender {
+	char home[SHMQ_DIR_MAX];
+	uint64_t n;
+};
+
+static int
+appender_main(void *arg)
+{
+	struct appender *a = arg;
+	shmq_t *q = th_attach_home(a->home);
+	shmq_producer_t *p = NULL;
+	if (q == NULL || shmq_producer_open(q, "t", NULL, &p) != 0) {
+		return 2;
+	}
+	uint8_t val[64] = { 0 };
+	for (uint64_t v = 0; v < a->n; v++) {
+		memcpy(val, &v, 8);
+		shmq_msg_t m = {
+			.value = val, .value_len = 64, .partition = 0
+		};
+		if (shmq_send(p, &m) != 0) {
+			return 3;
+		}
+	}
+	shmq_producer_close(p);
+	return 0;
+}
+
+/* While a producer appends, a reader falls out of the ring again and
+ * again (it waits until the log has run thousands of records past it:
+ * a 64 KiB ring holds about 500), reads its way back from the segments
+ * into the ring, and must see every record once, in order. */
+static void
+test_persist_reader_falls_out_of_the_ring_and_back_while_appending(void)
+{
+	shmq_t *q = th_attach();
+	struct appender a;
+	snprintf(a.home, sizeof a.home, "%s", shmq_home(q));
+	a.n = 60000;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
+	pid_t ps = th_fork(persister_main, a.home);
+	wait_persister(q, true);
+	pid_t pr = th_fork(appender_main, &a);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
+	uint64_t want = 0;
+	unsigned falls = 0;
+	while (want < a.n) {
+		/* Read a stretch, then let the log run away. */
+		for (unsigned k = 0; k < 700 && want < a.n; k++, want++) {
+			shmq_record_t r;
+			uint8_t buf[64];
+			uint64_t v;
+			TH_OK(shmq_recv(c, buf, sizeof buf, &r, 5000));
+			memcpy(&v, buf, 8);
+			CU_ASSERT_EQUAL_FATAL(r.offset, want);
+			CU_ASSERT_EQUAL_FATAL(v, want);
+		}
+		shmq_partition_info_t pi;
+		int64_t deadline = th_mono_ms() + 10000;
+		do {
+			TH_OK(shmq_partition_info(q, "t", 0, &pi));
+		} while (pi.end < want + 3000 && pi.end < a.n &&
+		    th_mono_ms() < deadline && sched_yield() == 0);
+		if (pi.end >= want + 3000) {
+			falls++;
+		}
+	}
+	CU_ASSERT(falls >= 10);
+	CU_ASSERT_EQUAL(th_wait(pr), 0);
+	shmq_consumer_close(c);
+	kill(ps, SIGKILL);
+	CU_ASSERT(th_wait(ps) == 128 + SIGKILL);
+	th_destroy(q);
+}
+
+/* A zero-copy view overwritten while borrowed, on a persistent topic:
+ * SHMQ_ESTALE, and the same record again, from the segments. */
+static void
+test_persist_stale_view_is_read_again_from_disk(void)
+{
+	shmq_t *q = th_attach();
+	shmq_persister_t *ps = NULL;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, "t");
+	uint64_t v = 0;
+	shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+	TH_OK(shmq_send(p, &m));
+	(void)shmq_persister_poll(ps, 0);
+	shmq_consumer_t *c = th_reader(q, "t", 0);
+	shmq_record_t r, r2;
+	TH_OK(shmq_peek(c, &r, 1000));
+	CU_ASSERT_EQUAL_FATAL(r.offset, 0);
+	for (v = 1; v < 3000; v++) { /* several rings */
+		TH_OK(shmq_send(p, &m));
+		if (v % 64 == 0) {
+			(void)shmq_persister_poll(ps, 0);
+		}
+	}
+	TH_FAIL(shmq_release(c, &r), SHMQ_ESTALE);
+	TH_OK(shmq_peek(c, &r2, 1000));
+	CU_ASSERT_EQUAL(r2.offset, 0);
+	memcpy(&v, r2.value, 8);
+	CU_ASSERT_EQUAL(v, 0);
+	TH_OK(shmq_release(c, &r2));
+	shmq_consumer_close(c);
+	shmq_producer_close(p);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
+/* The persister cannot open a partition (its first segment's name is
+ * taken by a directory): producers waiting for space on it hear of it
+ * at once (SHMQ_EFAILED), rather than waiting out their timeout. */
+static void
+test_persist_partition_the_persister_cannot_open_fails_sends(void)
+{
+	shmq_t *q = th_attach();
+	shmq_persister_t *ps = NULL;
+	char path[SHMQ_PATH_MAX + 64];
+	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
+	/* The ring first (built while the disk is empty), then the
+	 * obstacle, then the persister. */
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 5000);
+	snprintf(path, sizeof path, "%s/data", shmq_home(q));
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/data/t", shmq_home(q));
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/data/t/0", shmq_home(q));
+	CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof path, "%s/data/t/0/00000000000000000000.log",
+	    shmq_home(q));
+	CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	int rc = 0;
+	int64_t t0 = th_mono_ms();
+	for (uint64_t v = 0; v < 5000 && rc == 0; v++) {
+		shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+		rc = shmq_send(p, &m);
+	}
+	CU_ASSERT_EQUAL(rc, SHMQ_EFAILED);
+	CU_ASSERT(th_mono_ms() - t0 < 4000); /* not the 5 s timeout */
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "t", 0, &pi));
+	CU_ASSERT(pi.persist_err != 0);
+	shmq_producer_close(p);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
+/* An overrun reader of a persistent topic whose offsets retention
+ * deleted meanwhile: SHMQ_ELAPPED with the exact count, then the log
+ * start. */
+static void
+test_persist_reader_overrun_past_retention_is_told_what_it_lost(void)
+{
+	shmq_t *q = th_attach();
+	shmq_topic_config_t c;
+	shmq_persister_t *ps = NULL;
+	shmq_topic_config_init(&c);
+	c.ring_size = RING;
+	c.durability = SHMQ_DURABILITY_PERSISTENT;
+	c.fsync = SHMQ_FSYNC_NEVER;
+	c.overflow = SHMQ_OVERFLOW_DROP;
+	c.segment_bytes = 64 * 1024;
+	c.retention_bytes = 128 * 1024;
+	TH_OK(shmq_topic_create(q, "t", &c));
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_producer_t *p = th_producer(q, "t");
+	uint64_t v = 0;
+	shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+	TH_OK(shmq_send(p, &m));
+	(void)shmq_persister_poll(ps, 0);
+	shmq_consumer_t *cs = th_reader(q, "t", 0);
+	shmq_record_t r;
+	char buf[16];
+	TH_OK(shmq_recv(cs, buf, sizeof buf, &r, 1000));
+	CU_ASSERT_EQUAL(r.offset, 0);
+	for (v = 1; v < 10000; v++) {
+		TH_OK(shmq_send(p, &m));
+		if (v % 64 == 0) {
+			(void)shmq_persister_poll(ps, 0);
+		}
+	}
+	while (shmq_persister_poll(ps, 0) > 0) {
+	}
+	shmq_persister_close(ps); /* the next open runs retention */
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, "t", 0, &pi));
+	CU_ASSERT_FATAL(pi.log_start > 1);
+	TH_FAIL(shmq_recv(cs, buf, sizeof buf, &r, 1000), SHMQ_ELAPPED);
+	CU_ASSERT_EQUAL(r.offset, 1);
+	CU_ASSERT_EQUAL(r.lost, pi.log_start - 1);
+	TH_OK(shmq_recv(cs, buf, sizeof buf, &r, 1000));
+	memcpy(&v, buf, 8);
+	CU_ASSERT_EQUAL(r.offset, pi.log_start);
+	CU_ASSERT_EQUAL(v, pi.log_start);
+	shmq_consumer_close(cs);
+	shmq_producer_close(p);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
+	{ "test_persist_partition_the_persister_cannot_open_fails_sends",
+	    test_persist_partition_the_persister_cannot_open_fails_sends },
+	{ "test_persist_reader_overrun_past_retention_is_told_what_it_lost",
+	    test_persist_reader_overrun_past_retention_is_told_what_it_lost },
+	{ "test_persist_stale_view_is_read_again_from_disk",
+	    test_persist_stale_view_is_read_again_from_disk },
+	{ "test_persist_reader_falls_out_of_the_ring_and_back_while_appending",
+	    test_persist_reader_falls_out_of_the_ring_and_back_while_appending },
 	{ "test_persist_retention_deletes_old_segments_by_bytes_and_age",
 	    test_persist_retention_deletes_old_segments_by_bytes_and_age },
 	{ "test_persist_signals_do_not_fail_the_partition",

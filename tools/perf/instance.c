@@ -113,6 +113,12 @@ perf_instance_open(const struct perf_opts *o, struct perf_instance **inp)
 	return 0;
 }
 
+shmq_t *
+perf_instance_q(const struct perf_instance *in)
+{
+	return in->q;
+}
+
 const char *
 perf_instance_home(const struct perf_instance *in)
 {
@@ -129,7 +135,8 @@ perf_group_exists(shmq_t *q, const char *topic)
 
 int
 perf_instance_topic(struct perf_instance *in, const char *name,
-    const struct perf_opts *o, struct perf_target *tg, uint32_t *partitions)
+    const struct perf_opts *o, struct perf_target *tg, uint32_t *partitions,
+    int *durability)
 {
 	struct perf_topic *t = &in->topics[in->ntopics];
 	shmq_topic_config_t cfg;
@@ -138,8 +145,12 @@ perf_instance_topic(struct perf_instance *in, const char *name,
 	if (in->ntopics == PERF_TOPICS_MAX) {
 		return perf_fail("topics", -ENOSPC);
 	}
+	/* Every setting perf cares about is set here, whatever the
+	 * library's defaults: durability in particular, so that a change
+	 * of the default cannot change what a run measures unnoticed. */
 	shmq_topic_config_init(&cfg);
 	cfg.partitions = o->partitions;
+	cfg.overflow = SHMQ_OVERFLOW_BLOCK;
 	cfg.durability = o->durability;
 	cfg.fsync = o->fsync;
 	cfg.fsync_interval_ms = o->fsync_interval_ms;
@@ -165,6 +176,9 @@ perf_instance_topic(struct perf_instance *in, const char *name,
 		return -1;
 	}
 	*partitions = cfg.partitions;
+	if (durability != NULL) {
+		*durability = cfg.durability;
+	}
 	if (tg->ring_size == 0 || cfg.ring_size < tg->ring_size) {
 		tg->ring_size = cfg.ring_size;
 	}

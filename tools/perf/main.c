@@ -27,9 +27,11 @@ main(int argc, char **argv)
 	perf_signals();
 	memset(&res, 0, sizeof(res));
 	hist_init(&res.lat);
+	hist_init(&res.ack);
 	rc = perf_instance_open(&o, &in);
 	if (rc == 0) {
 		rc = o.mode == PERF_MODE_PINGPONG ? perf_pingpong(&o, in, &res)
+		    : o.mode == PERF_MODE_BACKLOG ? perf_backlog(&o, in, &res)
 		                                  : perf_stream(&o, in, &res);
 	}
 	if (perf_signalled) {

@@ -80,8 +80,8 @@ static const struct option perf_longopts[] = {
 
 static const char perf_usage_text[] =
     "usage: shmq-perf [options]\n"
-    "  --mode stream|pingpong  throughput+latency, or round trips "
-    "(stream)\n"
+    "  --mode stream|pingpong|backlog  throughput+latency, round trips,\n"
+    "                        or reading a persistent backlog (stream)\n"
     "  --home DIR              instance (default: a temporary one)\n"
     "  --topic NAME            topic (default: a temporary one)\n"
     "  --partitions N          partitions of a new topic (1)\n"
@@ -95,8 +95,9 @@ static const char perf_usage_text[] =
     "  --acks none|leader|durable|all   (leader)\n"
     "  --idle park|spin        consumer idle strategy (park)\n"
     "  --spin-us US            with park: spin this long first (50)\n"
-    "  --durability volatile|persistent   of the topic perf creates; a\n"
-    "                        persistent one gets a persister (volatile)\n"
+    "  --durability volatile|persistent   of the topic perf creates,\n"
+    "                        whatever the library's default; a persistent\n"
+    "                        one gets a persister (volatile)\n"
     "  --fsync always|never|interval=MS   persistent topics (always)\n"
     "  --exclusive             single-writer producer fast path\n"
     "  --zero-copy             reserve/commit and peek/release\n"
@@ -209,23 +210,32 @@ perf_defaults(struct perf_opts *o)
 	o->spin_us = PERF_SPIN_US_DEFAULT;
 	o->mode = PERF_MODE_STREAM;
 	o->pin = 1;
+	/* Explicit, not the library's default (which may change): a run
+	 * measures the same thing until --durability says otherwise. */
+	o->durability = SHMQ_DURABILITY_VOLATILE;
+	o->fsync = SHMQ_FSYNC_ALWAYS;
 }
 
-/* In enum order: the index is the value. */
+/* The words of --durability and --fsync, and the values they stand
+ * for; the others below are in enum order, so the index is the value. */
 static const char *const durability_words[] = { "volatile", "persistent",
 	NULL };
-static const char *const fsync_words[] = { "always", "interval", "never",
-	NULL };
+static const int durability_values[] = { SHMQ_DURABILITY_VOLATILE,
+	SHMQ_DURABILITY_PERSISTENT };
+static const char *const fsync_words[] = { "always", "never", NULL };
+static const int fsync_values[] = { SHMQ_FSYNC_ALWAYS, SHMQ_FSYNC_NEVER };
 static const char *const acks_words[] = { "none", "leader", "durable", "all",
 	NULL };
 static const char *const idle_words[] = { "park", "spin", NULL };
-static const char *const mode_words[] = { "stream", "pingpong", NULL };
+static const char *const mode_words[] = { "stream", "pingpong", "backlog",
+	NULL };
 
 static int
 perf_option(int c, const char *arg, struct perf_opts *o)
 {
 	unsigned u;
 	int rc;
+	int i;
 
 	switch (c) {
 	case OPT_HOME:
@@ -272,15 +282,22 @@ perf_option(int c, const char *arg, struct perf_opts *o)
 		return parse_uint(
 		    "--spin-us", arg, 0, PERF_SPIN_US_MAX, &o->spin_us);
 	case OPT_DURABILITY:
-		return parse_word(
-		    "--durability", arg, durability_words, &o->durability);
+		rc = parse_word("--durability", arg, durability_words, &i);
+		if (rc == 0) {
+			o->durability = durability_values[i];
+		}
+		return rc;
 	case OPT_FSYNC:
 		if (strncmp(arg, "interval=", 9) == 0) {
 			o->fsync = SHMQ_FSYNC_INTERVAL;
 			return parse_uint("--fsync interval", arg + 9, 1,
 			    60000, &o->fsync_interval_ms);
 		}
-		return parse_word("--fsync", arg, fsync_words, &o->fsync);
+		rc = parse_word("--fsync", arg, fsync_words, &i);
+		if (rc == 0) {
+			o->fsync = fsync_values[i];
+		}
+		return rc;
 	case OPT_MODE:
 		return parse_word("--mode", arg, mode_words, &o->mode);
 	case OPT_EXCLUSIVE:
@@ -322,6 +339,10 @@ perf_check(struct perf_opts *o)
 		return usage_error("%s: %s", "--mode pingpong",
 		    "uses one record in flight: no --producers, --consumers "
 		    "or --batch");
+	}
+	if (o->mode == PERF_MODE_BACKLOG && o->consumers == 0) {
+		return usage_error("%s: %s", "--mode backlog",
+		    "measures reading: needs at least one consumer");
 	}
 	if (o->count == 0 && o->duration == 0.0) {
 		o->count = o->mode == PERF_MODE_PINGPONG ? PERF_COUNT_PINGPONG

@@ -55,6 +55,7 @@
 enum perf_mode {
 	PERF_MODE_STREAM = 0,
 	PERF_MODE_PINGPONG = 1,
+	PERF_MODE_BACKLOG = 2,
 };
 
 struct perf_opts {
@@ -69,7 +70,9 @@ struct perf_opts {
 	double duration; /* seconds; 0: run by count */
 	unsigned batch;
 	int acks; /* enum shmq_acks */
-	int durability; /* enum shmq_durability of a topic perf creates */
+	/* enum shmq_durability of a topic perf creates: always set by perf
+	 * (volatile unless --durability), never the library's default */
+	int durability;
 	int fsync; /* enum shmq_fsync */
 	unsigned fsync_interval_ms;
 	int idle; /* enum shmq_idle */
@@ -94,12 +97,18 @@ struct perf_barrier {
 struct perf_prod_result {
 	uint64_t pr_records;
 	uint64_t pr_t_end; /* CLOCK_MONOTONIC ns of the last send */
+	/* With acks DURABLE or ALL: how long each send call took to
+	 * return (the ack latency).  Initialised by the producer. */
+	struct hist pr_ack;
 };
 
 struct perf_cons_result {
 	uint64_t cr_records;
 	uint64_t cr_t_last; /* CLOCK_MONOTONIC ns of the last record */
 	struct hist cr_lat; /* end-to-end or round-trip latency */
+	/* Backlog mode: the warm-up read (cr_* above: the timed one). */
+	uint64_t cr_warm_records;
+	uint64_t cr_warm_t_last;
 };
 
 struct perf_shared {
@@ -120,6 +129,12 @@ struct perf_shared {
 	struct perf_barrier sh_group;
 	_Atomic uint32_t sh_owned[PERF_CONSUMERS_MAX];
 	_Atomic uint32_t sh_changed[PERF_CONSUMERS_MAX];
+	/* Backlog mode: when the timed read began (the warm-up read's
+	 * start is sh_t_start), and where each partition's backlog starts
+	 * and ends. */
+	_Atomic uint64_t sh_t_timed;
+	uint64_t sh_from[SHMQ_PARTITIONS_MAX];
+	uint64_t sh_to[SHMQ_PARTITIONS_MAX];
 	struct perf_prod_result sh_prod[PERF_PRODUCERS_MAX];
 	struct perf_cons_result sh_cons[PERF_CONSUMERS_MAX];
 };
@@ -139,6 +154,14 @@ struct perf_result {
 	uint64_t records;
 	double seconds;
 	struct hist lat;
+	struct hist ack; /* send-call latency with acks DURABLE/ALL */
+	/* Backlog mode: records and seconds above are the timed read. */
+	uint64_t fill_records;
+	double fill_seconds; /* the producers, first send to last ack */
+	double durable_wait; /* then until everything was durable */
+	uint64_t backlog_bytes; /* in the log, headers included */
+	uint64_t ring_bytes; /* of those, still in the rings */
+	double warm_seconds; /* the untimed first read */
 };
 
 /* opts.c */
@@ -175,9 +198,12 @@ struct perf_instance;
 int perf_instance_open(const struct perf_opts *o, struct perf_instance **in);
 /* Create `name` unless it exists; remember to delete it if we made it.
  * *partitions receives the topic's partition count, and t->ring_size
- * is lowered to its ring size. */
+ * is lowered to its ring size.  durability (may be NULL) receives the
+ * topic's. */
 int perf_instance_topic(struct perf_instance *in, const char *name,
-    const struct perf_opts *o, struct perf_target *t, uint32_t *partitions);
+    const struct perf_opts *o, struct perf_target *t, uint32_t *partitions,
+    int *durability);
+shmq_t *perf_instance_q(const struct perf_instance *in);
 const char *perf_instance_home(const struct perf_instance *in);
 void perf_instance_close(struct perf_instance *in);
 
@@ -192,11 +218,24 @@ int perf_stream(const struct perf_opts *o, struct perf_instance *in,
 int perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
     struct perf_result *res);
 
+/* backlog.c */
+int perf_backlog(const struct perf_opts *o, struct perf_instance *in,
+    struct perf_result *res);
+
 /* stream_prod.c, stream_cons.c */
 int perf_stream_producer(const struct perf_opts *o, struct perf_shared *sh,
     unsigned idx, const struct perf_target *t);
 int perf_stream_consumer(const struct perf_opts *o, struct perf_shared *sh,
     unsigned idx, const struct perf_target *t);
+/* Backlog mode: consumer idx reads partitions idx, idx + consumers, ...
+ * from sh_from to sh_to twice, checking every record. */
+int perf_backlog_consumer(const struct perf_opts *o, struct perf_shared *sh,
+    unsigned idx, const struct perf_target *t);
+
+/* The checker of stream_cons.c, for backlog.c: expect[] holds, per
+ * producer and partition, the next sequence. */
+int perf_check_record(const struct perf_opts *o, const struct perf_shared *sh,
+    uint32_t partitions, uint64_t *expect, const shmq_record_t *r);
 
 /* group.c */
 /* Attach to t->home; prints the error. */

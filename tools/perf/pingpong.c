@@ -252,8 +252,10 @@ perf_pingpong(const struct perf_opts *o, struct perf_instance *in,
 	snprintf(t.topic2, sizeof(t.topic2), "%.90s-pong", base);
 	/* Partition 0 of each is all a single round trip uses. */
 	one.partitions = 1;
-	if (perf_instance_topic(in, t.topic, &one, &t, &t.partitions) != 0 ||
-	    perf_instance_topic(in, t.topic2, &one, &t, &t.partitions2) != 0) {
+	if (perf_instance_topic(in, t.topic, &one, &t, &t.partitions, NULL) !=
+	        0 ||
+	    perf_instance_topic(
+	        in, t.topic2, &one, &t, &t.partitions2, NULL) != 0) {
 		return -1;
 	}
 	sh = perf_shared_map();

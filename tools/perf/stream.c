@@ -46,8 +46,10 @@ stream_collect(const struct perf_opts *o, const struct perf_shared *sh,
 	unsigned i;
 
 	hist_init(&res->lat);
+	hist_init(&res->ack);
 	for (i = 0; i < o->producers; i++) {
 		produced += sh->sh_prod[i].pr_records;
+		hist_merge(&res->ack, &sh->sh_prod[i].pr_ack);
 		if (sh->sh_prod[i].pr_t_end > t_end) {
 			t_end = sh->sh_prod[i].pr_t_end;
 		}
@@ -92,7 +94,8 @@ perf_stream(const struct perf_opts *o, struct perf_instance *in,
 	} else {
 		snprintf(t.topic, sizeof(t.topic), "perf-%ld", (long)getpid());
 	}
-	if (perf_instance_topic(in, t.topic, o, &t, &t.partitions) != 0) {
+	if (perf_instance_topic(in, t.topic, o, &t, &t.partitions, NULL) !=
+	    0) {
 		return -1;
 	}
 	sh = perf_shared_map();

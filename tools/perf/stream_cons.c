@@ -39,8 +39,9 @@ struct cons {
 	uint64_t seen_at;
 };
 
-static int
-cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
+int
+perf_check_record(const struct perf_opts *o, const struct perf_shared *sh,
+    uint32_t partitions, uint64_t *expect, const shmq_record_t *r)
 {
 	uint64_t stamp;
 	uint64_t seq;
@@ -51,11 +52,10 @@ cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
 	 * partitions come here from the committed offset: what arrives
 	 * then proves nothing, so stop quietly.  (Workers abort before
 	 * they close, so this load sees it.) */
-	if (perf_aborted(&cs->sh->sh_barrier)) {
+	if (perf_aborted(&sh->sh_barrier)) {
 		return -1;
 	}
-	if (r->value_len != cs->o->record_size ||
-	    r->partition >= cs->partitions) {
+	if (r->value_len != o->record_size || r->partition >= partitions) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
 		         ": not a record of this run (%zu value bytes)",
 		    r->partition, r->offset, r->value_len);
@@ -63,13 +63,13 @@ cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
 	}
 	perf_record_read(r->value, &stamp, &seq);
 	id = seq >> PERF_SEQ_ID_SHIFT;
-	if (id >= cs->o->producers) {
+	if (id >= o->producers) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
 		         ": bad producer id %" PRIu64,
 		    r->partition, r->offset, id);
 		return -1;
 	}
-	want = &cs->expect[id * cs->partitions + r->partition];
+	want = &expect[id * partitions + r->partition];
 	if ((seq & PERF_SEQ_MASK) != *want) {
 		perf_err("VERIFY FAILED: partition %u offset %" PRIu64
 		         ": producer %" PRIu64 " sequence %" PRIu64
@@ -80,8 +80,22 @@ cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
 		return -1;
 	}
 	(*want)++;
+	return 0;
+}
+
+static int
+cons_check(struct cons *cs, const shmq_record_t *r, uint64_t now)
+{
+	uint64_t stamp;
+	uint64_t seq;
+
+	if (perf_check_record(cs->o, cs->sh, cs->partitions, cs->expect, r) !=
+	    0) {
+		return -1;
+	}
 	cs->res->cr_records++;
 	if (now != 0) {
+		perf_record_read(r->value, &stamp, &seq);
 		hist_record(&cs->res->cr_lat, now > stamp ? now - stamp : 0);
 		cs->res->cr_t_last = now;
 	}

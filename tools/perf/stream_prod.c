@@ -35,6 +35,12 @@ struct prod {
 	uint64_t deadline; /* 0: run by count */
 	uint64_t sent;
 	uint64_t full_since; /* when the current send met a full ring */
+	/* acks DURABLE or ALL: the time of every send call, from the
+	 * clock reading the records carry to the call's return (zero-copy:
+	 * from before the reservation to the commit's return); NULL
+	 * otherwise, where a send is too short to time without changing
+	 * what is measured. */
+	struct hist *ack;
 };
 
 static int
@@ -138,6 +144,9 @@ prod_send(struct prod *pr, uint32_t part, size_t n, uint64_t *now)
 	if (done < 0) {
 		return prod_failed(pr, "shmq_send", (int)done);
 	}
+	if (pr->ack != NULL) {
+		hist_record(pr->ack, perf_now_ns() - *now);
+	}
 	pr->seq[part] += (uint64_t)done;
 	pr->sent += (uint64_t)done;
 	return 0;
@@ -148,6 +157,8 @@ prod_reserve(struct prod *pr, uint32_t part, uint64_t *now)
 {
 	shmq_slice_t s;
 	int rc;
+
+	uint64_t t0 = pr->ack != NULL ? perf_now_ns() : 0;
 
 	do {
 		rc = shmq_reserve(
@@ -164,6 +175,9 @@ prod_reserve(struct prod *pr, uint32_t part, uint64_t *now)
 	rc = shmq_commit(pr->p, &s);
 	if (rc != 0) {
 		return perf_fail("shmq_commit", rc);
+	}
+	if (pr->ack != NULL) {
+		hist_record(pr->ack, perf_now_ns() - t0);
 	}
 	pr->seq[part]++;
 	pr->sent++;
@@ -223,6 +237,10 @@ perf_stream_producer(const struct perf_opts *o, struct perf_shared *sh,
 	shmq_t *q = NULL;
 	int rc;
 
+	hist_init(&sh->sh_prod[idx].pr_ack);
+	if (o->acks >= SHMQ_ACKS_DURABLE) {
+		pr.ack = &sh->sh_prod[idx].pr_ack;
+	}
 	rc = perf_attach(t, &q);
 	if (rc == 0) {
 		rc = prod_open(&pr, q, t->topic);

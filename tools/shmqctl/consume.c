@@ -161,13 +161,23 @@ consume_seek_one(struct ctl *ctl, struct consume *cs, uint32_t partition)
 		    ? info.end - cs->from_n
 		    : info.log_start;
 	} else {
-		/* Clamp: past the end the library would apply the reset
-		 * policy and start over at the log start. */
+		/* Clamp, and say so: past the end the library would apply
+		 * the reset policy and start over at the log start. */
 		off = cs->from_n;
 		if (off < info.log_start) {
 			off = info.log_start;
+			ctl_note("consume %s: partition %u: offset %llu is "
+			         "before the log start; starting at %llu",
+			    cs->topic, partition,
+			    (unsigned long long)cs->from_n,
+			    (unsigned long long)off);
 		} else if (off > info.end) {
 			off = info.end;
+			ctl_note("consume %s: partition %u: offset %llu is "
+			         "past the end; waiting at %llu",
+			    cs->topic, partition,
+			    (unsigned long long)cs->from_n,
+			    (unsigned long long)off);
 		}
 	}
 	return shmq_seek(cs->c, partition, off);

@@ -35,17 +35,19 @@ static const char usage_topic_create[] =
     "                        64K to 64G; suffixes K, M, G (default 16M)\n"
     "  -o, --overflow POLICY what a full ring does: block (producers wait\n"
     "                        for the slowest live group; default) or drop\n"
-    "      --durability D    volatile (shared memory only; default) or\n"
-    "                        persistent (segment files, written by\n"
-    "                        shmq-replicator; ring space is reused only\n"
-    "                        once on disk)\n"
+    "                        (overwrite the oldest records; on a\n"
+    "                        persistent topic only those on disk)\n"
+    "      --durability D    persistent (default: segment files, written\n"
+    "                        by shmq-replicator; ring space is reused\n"
+    "                        only once on disk, so producers need the\n"
+    "                        replicator after one ring) or volatile\n"
+    "                        (shared memory only; no replicator)\n"
     "      --fsync POLICY    persistent topics: always (default), never, or\n"
     "                        interval=MS\n"
     "      --segment-bytes N segment file size (default 64M)\n"
     "      --retention-bytes N  delete whole old segments beyond N bytes\n"
-    "      --retention-ms MS    ... or last written more than MS ago\n"
-    "                        (the oldest records are "
-    "overwritten)\n" COMMON_HELP;
+    "      --retention-ms MS    ... or last written more than MS "
+    "ago\n" COMMON_HELP;
 
 static const char usage_topic_list[] =
     "Usage: shmqctl topic list\n"

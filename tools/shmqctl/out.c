@@ -167,3 +167,18 @@ fmt_overflow(int overflow)
 		return "unknown";
 	}
 }
+
+const char *
+fmt_fsync(int fsync)
+{
+	switch (fsync) {
+	case SHMQ_FSYNC_ALWAYS:
+		return "always";
+	case SHMQ_FSYNC_INTERVAL:
+		return "interval";
+	case SHMQ_FSYNC_NEVER:
+		return "never";
+	default:
+		return "unknown";
+	}
+}

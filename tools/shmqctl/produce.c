@@ -24,7 +24,18 @@ struct produce {
 	int32_t partition;
 	int acks;
 	int report; /* --report-acks */
+	const char *home; /* the instance, for hints */
 };
+
+/* The library's message can only say HOME: name this instance's. */
+static void
+produce_hint_replicator(const struct produce *pr, int err)
+{
+	if (err == SHMQ_ENOREPLICATOR && pr->acks != SHMQ_ACKS_ALL) {
+		ctl_note("hint: start it with: shmq-replicator --home %s",
+		    pr->home);
+	}
+}
 
 static int
 produce_parse_acks(const char *s, int *acks)
@@ -160,6 +171,8 @@ produce_lines(const struct produce *pr, shmq_producer_t *p)
 		if (err != 0) {
 			rc = ctl_fail(
 			    err, "produce %s: line %zu", pr->topic, lineno);
+			/* A persistent ring full of what is not on disk. */
+			produce_hint_replicator(pr, err);
 			break;
 		}
 		if (pr->report) {
@@ -195,11 +208,13 @@ produce_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	if (rc != 0) {
 		return rc;
 	}
+	pr.home = shmq_home(ctl->q);
 	shmq_producer_options_init(&opts);
 	opts.acks = pr.acks;
 	rc = shmq_producer_open(ctl->q, pr.topic, &opts, &p);
 	if (rc != 0) {
 		ctl_fail(rc, "produce %s", pr.topic);
+		produce_hint_replicator(&pr, rc);
 		if (rc == -EINVAL && opts.acks == SHMQ_ACKS_DURABLE) {
 			ctl_note("hint: --acks durable needs a persistent "
 			         "topic (topic create --durability "

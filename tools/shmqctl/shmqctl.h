@@ -143,5 +143,7 @@ void table_free(struct table *t);
 const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
 /* "block" / "drop". */
 const char *fmt_overflow(int overflow);
+/* "always" / "interval" / "never" (without the interval's ms). */
+const char *fmt_fsync(int fsync);
 
 #endif /* SHMQCTL_H */

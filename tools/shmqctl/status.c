@@ -1,6 +1,7 @@
 /*
  * status.c — `shmqctl status`: is the instance's shmq-replicator running,
- * and how far behind is the disk, per persistent partition.
+ * and per persistent partition how far behind the disk is and what it
+ * holds (segments and their bytes).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -71,6 +72,9 @@ status_json(pid_t pid, int running, const struct status_rows *rs)
 		json_kuint(&j, "end", r->info.end);
 		json_kuint(&j, "durable", r->info.durable);
 		json_kint(&j, "persist_error", r->info.persist_err);
+		json_kuint(&j, "log_start", r->info.log_start);
+		json_kuint(&j, "segments", r->info.segments);
+		json_kuint(&j, "segment_bytes", r->info.segment_bytes);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
@@ -117,18 +121,22 @@ status_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 		    shmq_home(ctl->q));
 	}
 	if (rs.n > 0) {
-		printf("\n%-24s %-9s %-12s %-12s %-10s %s\n", "TOPIC",
-		    "PARTITION", "END", "DURABLE", "BEHIND", "ERROR");
+		printf("\n%-24s %-9s %-12s %-12s %-10s %-8s %-8s %s\n",
+		    "TOPIC", "PARTITION", "END", "DURABLE", "BEHIND",
+		    "SEGMENTS", "BYTES", "ERROR");
 	}
 	for (size_t i = 0; i < rs.n; i++) {
 		const struct status_row *r = &rs.v[i];
 		uint64_t behind = r->info.end > r->info.durable
 		    ? r->info.end - r->info.durable
 		    : 0;
-		printf("%-24s %-9u %-12llu %-12llu %-10llu %s\n", r->topic,
-		    r->partition, (unsigned long long)r->info.end,
+		char bytes[16];
+		printf("%-24s %-9u %-12llu %-12llu %-10llu %-8llu %-8s %s\n",
+		    r->topic, r->partition, (unsigned long long)r->info.end,
 		    (unsigned long long)r->info.durable,
 		    (unsigned long long)behind,
+		    (unsigned long long)r->info.segments,
+		    fmt_size(bytes, sizeof bytes, r->info.segment_bytes),
 		    r->info.persist_err ? shmq_strerror(r->info.persist_err)
 		                        : "-");
 	}

@@ -8,6 +8,8 @@
  * walk).  A topic deleted between the two steps is skipped.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,6 +273,12 @@ topic_list(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	return rc;
 }
 
+static int
+persistent(const shmq_topic_config_t *cfg)
+{
+	return cfg->durability == SHMQ_DURABILITY_PERSISTENT;
+}
+
 static void
 topic_describe_json(const char *name, const shmq_topic_config_t *cfg,
     const shmq_partition_info_t *info)
@@ -286,10 +294,24 @@ topic_describe_json(const char *name, const shmq_topic_config_t *cfg,
 	json_kuint(&j, "partitions", cfg->partitions);
 	json_kuint(&j, "ring_size", cfg->ring_size);
 	json_kstr(&j, "overflow", fmt_overflow(cfg->overflow));
-	json_kstr(&j, "durability",
-	    cfg->durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
-	                                                  : "volatile");
+	json_kstr(
+	    &j, "durability", persistent(cfg) ? "persistent" : "volatile");
+	if (persistent(cfg)) {
+		/* What only a persistent topic uses. */
+		json_kstr(&j, "fsync", fmt_fsync(cfg->fsync));
+		if (cfg->fsync == SHMQ_FSYNC_INTERVAL) {
+			json_kuint(
+			    &j, "fsync_interval_ms", cfg->fsync_interval_ms);
+		}
+		json_kuint(&j, "segment_bytes", cfg->segment_bytes);
+		json_kuint(&j, "retention_bytes", cfg->retention_bytes);
+		json_kuint(&j, "retention_ms", cfg->retention_ms);
+	}
 	json_end_object(&j);
+	if (persistent(cfg)) {
+		json_key(&j, "replicator_running");
+		json_bool(&j, cfg->partitions > 0 && info[0].persister);
+	}
 	json_key(&j, "partitions");
 	json_begin_array(&j);
 	for (p = 0; p < cfg->partitions; p++) {
@@ -310,10 +332,99 @@ topic_describe_json(const char *name, const shmq_topic_config_t *cfg,
 		json_kuint(&j, "leader_epoch", in->leader_epoch);
 		json_kuint(&j, "durable", in->durable);
 		json_kint(&j, "persist_error", in->persist_err);
+		json_kuint(&j, "segments", in->segments);
+		json_kuint(&j, "segment_bytes", in->segment_bytes);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
 	json_end_object(&j);
+}
+
+/* One "LABEL  value" line of the configuration block. */
+static void kv(const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+kv(const char *label, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%-13s ", label);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* FSYNC, SEGMENT-SIZE, RETENTION and REPLICATOR of a persistent
+ * topic. */
+static void
+topic_describe_disk_config(
+    const shmq_topic_config_t *cfg, const shmq_partition_info_t *info)
+{
+	char a[16];
+
+	if (cfg->fsync == SHMQ_FSYNC_INTERVAL) {
+		kv("FSYNC", "interval=%u", cfg->fsync_interval_ms);
+	} else {
+		kv("FSYNC", "%s", fmt_fsync(cfg->fsync));
+	}
+	kv("SEGMENT-SIZE", "%s (%llu bytes)",
+	    fmt_size(a, sizeof(a), cfg->segment_bytes),
+	    (unsigned long long)cfg->segment_bytes);
+	if (cfg->retention_bytes != 0 && cfg->retention_ms != 0) {
+		kv("RETENTION", "%s (%llu bytes), %llu ms",
+		    fmt_size(a, sizeof(a), cfg->retention_bytes),
+		    (unsigned long long)cfg->retention_bytes,
+		    (unsigned long long)cfg->retention_ms);
+	} else if (cfg->retention_bytes != 0) {
+		kv("RETENTION", "%s (%llu bytes)",
+		    fmt_size(a, sizeof(a), cfg->retention_bytes),
+		    (unsigned long long)cfg->retention_bytes);
+	} else if (cfg->retention_ms != 0) {
+		kv("RETENTION", "%llu ms",
+		    (unsigned long long)cfg->retention_ms);
+	} else {
+		kv("RETENTION", "none (keep every segment)");
+	}
+	kv("REPLICATOR", "%s",
+	    cfg->partitions > 0 && info[0].persister ? "running"
+	                                             : "not running");
+}
+
+/* What each partition of a persistent topic has on disk. */
+static int
+topic_describe_disk(
+    const shmq_topic_config_t *cfg, const shmq_partition_info_t *info)
+{
+	static const char *const headers[] = { "PARTITION", "DURABLE",
+		"BEHIND", "SEGMENTS", "SEGMENT-BYTES", "STICKY-ERROR" };
+	char b[16];
+	struct table *t;
+	int rc;
+
+	printf("\n");
+	t = table_new(sizeof(headers) / sizeof(headers[0]), headers);
+	if (t == NULL) {
+		return -ENOMEM;
+	}
+	for (uint32_t p = 0; p < cfg->partitions; p++) {
+		const shmq_partition_info_t *in = &info[p];
+
+		table_cell(t, "%u", p);
+		table_cell(t, "%llu", (unsigned long long)in->durable);
+		table_cell(t, "%llu",
+		    (unsigned long long)(in->end > in->durable
+		            ? in->end - in->durable
+		            : 0));
+		table_cell(t, "%llu", (unsigned long long)in->segments);
+		table_cell(t, "%s", fmt_size(b, sizeof(b), in->segment_bytes));
+		table_cell(t, "%s",
+		    in->persist_err ? shmq_strerror(in->persist_err) : "-");
+	}
+	rc = table_print(t, stdout);
+	table_free(t);
+	return rc;
 }
 
 static int
@@ -328,30 +439,15 @@ topic_describe_text(const char *name, const shmq_topic_config_t *cfg,
 	uint32_t p;
 	int rc;
 
-	printf("TOPIC       %s\nPARTITIONS  %u\nRING-SIZE   %s (%llu bytes)\n"
-	       "OVERFLOW    %s\nDURABILITY  %s\n",
-	    name, cfg->partitions,
+	kv("TOPIC", "%s", name);
+	kv("PARTITIONS", "%u", cfg->partitions);
+	kv("RING-SIZE", "%s (%llu bytes)",
 	    fmt_size(size, sizeof(size), cfg->ring_size),
-	    (unsigned long long)cfg->ring_size, fmt_overflow(cfg->overflow),
-	    cfg->durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
-	                                                  : "volatile");
-	if (cfg->durability == SHMQ_DURABILITY_PERSISTENT) {
-		static const char *const fs[] = { "always", "interval",
-			"never" };
-		printf("FSYNC       %s", fs[cfg->fsync]);
-		if (cfg->fsync == SHMQ_FSYNC_INTERVAL) {
-			printf("=%u", cfg->fsync_interval_ms);
-		}
-		printf("\nREPLICATOR  %s\n",
-		    info[0].persister ? "running" : "not running");
-		for (uint32_t k = 0; k < cfg->partitions; k++) {
-			printf("DURABLE %-4u %llu%s%s\n", k,
-			    (unsigned long long)info[k].durable,
-			    info[k].persist_err ? "  STICKY ERROR: " : "",
-			    info[k].persist_err
-			        ? shmq_strerror(info[k].persist_err)
-			        : "");
-		}
+	    (unsigned long long)cfg->ring_size);
+	kv("OVERFLOW", "%s", fmt_overflow(cfg->overflow));
+	kv("DURABILITY", "%s", persistent(cfg) ? "persistent" : "volatile");
+	if (persistent(cfg)) {
+		topic_describe_disk_config(cfg, info);
 	}
 	printf("\n");
 	t = table_new(sizeof(headers) / sizeof(headers[0]), headers);
@@ -379,6 +475,9 @@ topic_describe_text(const char *name, const shmq_topic_config_t *cfg,
 	}
 	rc = table_print(t, stdout);
 	table_free(t);
+	if (rc == 0 && persistent(cfg)) {
+		rc = topic_describe_disk(cfg, info);
+	}
 	if (rc != 0) {
 		return ctl_fail(rc, "topic describe %s", name);
 	}
