@@ -9,6 +9,19 @@ CLI_TIMEOUT=${CLI_TIMEOUT:-300}
 passed=0
 failed=0
 
+# The runner itself: a failing test must make it exit non-zero, and a
+# suite name that matches nothing must not pass for a green run.
+if "$B/bin/shmq-tests" selfcheck >/dev/null 2>&1; then
+	echo "FAIL runner: shmq-tests exits 0 although a test failed"
+	failed=$((failed + 1))
+elif "$B/bin/shmq-tests" no-such-suite >/dev/null 2>&1; then
+	echo "FAIL runner: shmq-tests exits 0 although no test ran"
+	failed=$((failed + 1))
+else
+	echo "PASS runner: a failing or empty run exits non-zero"
+	passed=$((passed + 1))
+fi
+
 start=$(date +%s)
 out=$(mktemp)
 timeout --signal=KILL "$UNIT_TIMEOUT" "$B/bin/shmq-tests" 2>&1 | tee "$out"

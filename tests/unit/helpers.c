@@ -167,6 +167,16 @@ th_topic(
 	TH_OK(shmq_topic_create(q, name, &c));
 }
 
+void
+th_persistent_config(shmq_topic_config_t *c, int fsync)
+{
+	shmq_topic_config_init(c);
+	c->ring_size = 64u * 1024u;
+	c->durability = SHMQ_DURABILITY_PERSISTENT;
+	c->fsync = fsync;
+	c->fsync_interval_ms = 20;
+}
+
 pid_t
 th_fork(int (*fn)(void *), void *arg)
 {

@@ -29,6 +29,10 @@ void th_destroy(shmq_t *q);
 void th_topic(
     shmq_t *q, const char *name, uint32_t parts, uint64_t ring, int overflow);
 
+/* A persistent topic's config: defaults, then a 64 KiB ring, the fsync
+ * policy (interval: 20 ms); the caller sets more, then creates. */
+void th_persistent_config(shmq_topic_config_t *c, int fsync);
+
 /* Attach to an existing instance, as a child process does (reclaim after
  * 50 ms, as th_attach); NULL on failure. */
 shmq_t *th_attach_home(const char *home);

@@ -34,6 +34,26 @@ static const struct th_suite *const suites[] = {
 	&suite_fsync_policy,
 };
 
+/* A test that fails on purpose, run only when named (`shmq-tests
+ * selfcheck`): tools/run-tests.sh runs it first and requires a non-zero
+ * exit, because CU_basic_run_tests returns 0 even when tests fail and
+ * the exit code below is all that stands between a failure and a green
+ * run. */
+static void
+the_runner_fails_when_a_test_fails(void)
+{
+	CU_FAIL("this failure is expected: the runner must exit 1");
+}
+
+static CU_TestInfo selfcheck_tests[] = {
+	{ "the_runner_fails_when_a_test_fails",
+	    the_runner_fails_when_a_test_fails },
+	CU_TEST_INFO_NULL,
+};
+
+static const struct th_suite suite_selfcheck = { "selfcheck",
+	selfcheck_tests };
+
 static int
 wanted(const char *name, int argc, char **argv)
 {
@@ -61,6 +81,13 @@ main(int argc, char **argv)
 		}
 		CU_pSuite cs = CU_add_suite(s->name, NULL, NULL);
 		for (CU_TestInfo *t = s->tests; cs && t->pName; t++) {
+			CU_add_test(cs, t->pName, t->pTestFunc);
+		}
+	}
+	if (argc >= 2 && wanted(suite_selfcheck.name, argc, argv)) {
+		CU_pSuite cs = CU_add_suite(suite_selfcheck.name, NULL, NULL);
+		for (CU_TestInfo *t = suite_selfcheck.tests; cs && t->pName;
+		     t++) {
 			CU_add_test(cs, t->pName, t->pTestFunc);
 		}
 	}

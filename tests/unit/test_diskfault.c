@@ -388,11 +388,9 @@ make_topic(
     shmq_t *q, const char *name, uint32_t parts, int fsync, uint64_t seg_bytes)
 {
 	shmq_topic_config_t c;
-	shmq_topic_config_init(&c);
+	th_persistent_config(&c, fsync);
 	c.partitions = parts;
 	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = fsync;
 	c.fsync_interval_ms = 10;
 	c.segment_bytes = seg_bytes;
 	return shmq_topic_create(q, name, &c);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "helpers.h"
 #include "internal.h"
 
@@ -36,127 +37,9 @@ static void
 topic_with(shmq_t *q, const char *name, int fsync, uint32_t interval_ms)
 {
 	shmq_topic_config_t c;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = fsync;
+	th_persistent_config(&c, fsync);
 	c.fsync_interval_ms = interval_ms;
 	TH_OK(shmq_topic_create(q, name, &c));
-}
-
-/* Partition 0 of a topic as its segment files hold it. */
-struct disk {
-	uint64_t *ids; /* 8-byte values, in file order */
-	size_t n, cap;
-	size_t files;
-	uint64_t bytes;
-	bool bad; /* a byte before the last file's end that is not part of
-	           * a valid record */
-	uint64_t torn; /* bytes of the last file after its last valid
-	                * record (a write cut by kill -9: never acked) */
-};
-
-static int
-cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-disk_add(struct disk *d, uint64_t id)
-{
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 1024;
-		d->ids = realloc(d->ids, d->cap * sizeof *d->ids);
-		CU_ASSERT_FATAL(d->ids != NULL);
-	}
-	d->ids[d->n++] = id;
-}
-
-/* Walk one segment file; *next is the offset its first record must
- * have, then the offset after its last.  Returns the bytes after the
- * last valid record. */
-static uint64_t
-read_segment(struct disk *d, const uint8_t *buf, uint64_t len, uint64_t *next)
-{
-	for (uint64_t p = 0; p < len;) {
-		const struct rec_hdr *h = (const struct rec_hdr *)(buf + p);
-		uint32_t l = len - p >= 8 ? atomic_load(&h->rec_len) : 0;
-		if (l != 0 && h->rec_type == REC_PAD && l % REC_ALIGN == 0 &&
-		    l <= len - p) {
-			p += l;
-			continue;
-		}
-		uint64_t total = l & REC_LEN_MASK;
-		if (l == 0 || h->rec_type != REC_DATA || len - p < sizeof *h ||
-		    shmqi_align8(total) > len - p ||
-		    total !=
-		        sizeof *h + (uint64_t)h->rec_key_len +
-		            h->rec_value_len ||
-		    h->rec_offset != *next ||
-		    ((l & REC_ABORTED) == 0 &&
-		        shmqi_rec_crc(h, h + 1) != h->rec_crc)) {
-			return len - p;
-		}
-		if ((l & REC_ABORTED) == 0 && h->rec_value_len == 8) {
-			uint64_t id;
-			memcpy(
-			    &id, (const uint8_t *)(h + 1) + h->rec_key_len, 8);
-			disk_add(d, id);
-		}
-		(*next)++;
-		p += shmqi_align8(total);
-	}
-	return 0;
-}
-
-static void
-read_disk(shmq_t *q, const char *topic, struct disk *d)
-{
-	char dir[SHMQ_PATH_MAX], path[SHMQ_PATH_MAX + 32];
-	char *names[512];
-	size_t nn = 0;
-	memset(d, 0, sizeof *d);
-	snprintf(dir, sizeof dir, "%s/data/%s/0", shmq_home(q), topic);
-	DIR *dp = opendir(dir);
-	CU_ASSERT_FATAL(dp != NULL);
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL && nn < 512) {
-		if (strlen(e->d_name) == 24 &&
-		    strcmp(e->d_name + 20, ".log") == 0) {
-			names[nn++] = strdup(e->d_name);
-		}
-	}
-	closedir(dp);
-	qsort(names, nn, sizeof *names, cmp_name);
-	uint64_t next = UINT64_MAX;
-	for (size_t k = 0; k < nn; k++) {
-		uint64_t base = strtoull(names[k], NULL, 10);
-		snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-		free(names[k]);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct stat st;
-		CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
-		uint8_t *buf = malloc((size_t)st.st_size + 1);
-		CU_ASSERT_FATAL(buf != NULL);
-		CU_ASSERT_FATAL(
-		    pread(fd, buf, (size_t)st.st_size, 0) == st.st_size);
-		close(fd);
-		if (next == UINT64_MAX) {
-			next = base; /* retention may have taken older ones */
-		}
-		d->bad = d->bad || base != next;
-		uint64_t rest =
-		    read_segment(d, buf, (uint64_t)st.st_size, &next);
-		if (k + 1 < nn) {
-			d->bad = d->bad || rest != 0;
-		} else {
-			d->torn = rest;
-		}
-		d->files++;
-		d->bytes += (uint64_t)st.st_size;
-		free(buf);
-	}
 }
 
 struct child {
@@ -261,8 +144,8 @@ kill9_after_durable_acks(int fsync, uint32_t interval_ms)
 		}
 		shmq_producer_close(p);
 
-		struct disk d;
-		read_disk(q, "t", &d);
+		struct th_disk d;
+		th_disk_read(q, "t", &d);
 		CU_ASSERT(!d.bad);
 		uint64_t found = 0;
 		for (size_t i = 0; i < d.n; i++) {
@@ -276,7 +159,7 @@ kill9_after_durable_acks(int fsync, uint32_t interval_ms)
 			    (unsigned long long)found,
 			    (unsigned long long)nacked);
 		}
-		free(d.ids);
+		th_disk_free(&d);
 		CU_ASSERT(id < (1u << 20));
 		if (id >= (1u << 20)) {
 			break;
@@ -315,8 +198,8 @@ send_ids(shmq_t *q, uint64_t n)
 static void
 expect_ids_on_disk(shmq_t *q, uint64_t n)
 {
-	struct disk d;
-	read_disk(q, "t", &d);
+	struct th_disk d;
+	th_disk_read(q, "t", &d);
 	CU_ASSERT(!d.bad);
 	CU_ASSERT_EQUAL(d.torn, 0);
 	CU_ASSERT_EQUAL(d.n, n);
@@ -328,7 +211,7 @@ expect_ids_on_disk(shmq_t *q, uint64_t n)
 	TH_OK(shmq_partition_info(q, "t", 0, &pi));
 	CU_ASSERT_EQUAL(pi.segments, d.files);
 	CU_ASSERT_EQUAL(pi.segment_bytes, d.bytes);
-	free(d.ids);
+	th_disk_free(&d);
 }
 
 static uint64_t

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disk.h"
 #include "helpers.h"
 #include "internal.h"
 
@@ -26,83 +27,8 @@ static void
 th_topic_persistent(shmq_t *q, const char *name, int fsync)
 {
 	shmq_topic_config_t c;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = fsync;
-	c.fsync_interval_ms = 20;
+	th_persistent_config(&c, fsync);
 	TH_OK(shmq_topic_create(q, name, &c));
-}
-
-/* Every DATA record on disk, in file order: values as uint64_t ids. */
-struct disk {
-	uint64_t *ids;
-	uint64_t *offs;
-	size_t n, cap;
-};
-
-static int
-cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-read_disk(shmq_t *q, const char *topic, struct disk *d)
-{
-	char dir[SHMQ_PATH_MAX], path[SHMQ_PATH_MAX + 32];
-	char *names[256];
-	size_t nn = 0;
-	memset(d, 0, sizeof *d);
-	snprintf(dir, sizeof dir, "%s/data/%s/0", shmq_home(q), topic);
-	DIR *dp = opendir(dir);
-	CU_ASSERT_FATAL(dp != NULL);
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL && nn < 256) {
-		if (strstr(e->d_name, ".log") != NULL &&
-		    strstr(e->d_name, ".tmp") == NULL) {
-			names[nn++] = strdup(e->d_name);
-		}
-	}
-	closedir(dp);
-	qsort(names, nn, sizeof *names, cmp_name);
-	for (size_t k = 0; k < nn; k++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-		uint64_t base = strtoull(names[k], NULL, 10);
-		free(names[k]);
-		int fd = open(path, O_RDONLY);
-		struct stat st;
-		CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
-		uint8_t *buf = malloc((size_t)st.st_size + 1);
-		CU_ASSERT_FATAL(
-		    pread(fd, buf, (size_t)st.st_size, 0) == st.st_size);
-		close(fd);
-		uint64_t next;
-		uint64_t valid = shmqi_seg_valid(
-		    buf, (uint64_t)st.st_size, base, &next, NULL);
-		CU_ASSERT_EQUAL(valid, (uint64_t)st.st_size); /* no garbage */
-		for (uint64_t p = 0; p < valid;) {
-			struct rec_hdr *h = (struct rec_hdr *)(buf + p);
-			uint32_t len = atomic_load(&h->rec_len);
-			if (h->rec_type == REC_PAD) {
-				p += len;
-				continue;
-			}
-			if (!(len & REC_ABORTED) && h->rec_value_len == 8) {
-				if (d->n == d->cap) {
-					d->cap = d->cap ? d->cap * 2 : 1024;
-					d->ids = realloc(
-					    d->ids, d->cap * sizeof *d->ids);
-					d->offs = realloc(
-					    d->offs, d->cap * sizeof *d->offs);
-				}
-				memcpy(&d->ids[d->n], h + 1, 8);
-				d->offs[d->n++] = h->rec_offset;
-			}
-			p += shmqi_align8(len & REC_LEN_MASK);
-		}
-		free(buf);
-	}
 }
 
 static void
@@ -249,8 +175,9 @@ test_persist_kill_loop_loses_no_durable_ack(void)
 	}
 	shmq_persister_close(ps);
 
-	struct disk d;
-	read_disk(q, "t", &d);
+	struct th_disk d;
+	th_disk_read(q, "t", &d);
+	CU_ASSERT(!d.bad && d.torn == 0); /* no garbage */
 	uint64_t seen_acked = 0, last = 0;
 	for (size_t i = 0; i < d.n; i++) {
 		CU_ASSERT(i == 0 || d.ids[i] > last); /* in order, once */
@@ -261,8 +188,7 @@ test_persist_kill_loop_loses_no_durable_ack(void)
 	CU_ASSERT_EQUAL(seen_acked, nacked);
 	fprintf(stderr, "[%llu acked, %zu on disk] ",
 	    (unsigned long long)nacked, d.n);
-	free(d.ids);
-	free(d.offs);
+	th_disk_free(&d);
 	free(acked);
 	th_destroy(q);
 }
@@ -300,14 +226,14 @@ test_persist_torn_tail_is_cut_at_every_length_and_rewritten(void)
 		while (shmq_persister_poll(ps, 0) > 0) {
 		}
 		shmq_persister_close(ps);
-		struct disk d;
-		read_disk(q, "t", &d);
+		struct th_disk d;
+		th_disk_read(q, "t", &d);
+		CU_ASSERT(!d.bad && d.torn == 0); /* no garbage */
 		CU_ASSERT_EQUAL(d.n, n);
 		for (size_t i = 0; i < d.n; i++) {
 			CU_ASSERT_EQUAL(d.ids[i], i);
 		}
-		free(d.ids);
-		free(d.offs);
+		th_disk_free(&d);
 	}
 	/* A flipped bit inside a record: recovery cuts there too. */
 	int fd = open(path, O_RDWR);
@@ -320,11 +246,11 @@ test_persist_torn_tail_is_cut_at_every_length_and_rewritten(void)
 	while (shmq_persister_poll(ps, 0) > 0) {
 	}
 	shmq_persister_close(ps);
-	struct disk d;
-	read_disk(q, "t", &d);
+	struct th_disk d;
+	th_disk_read(q, "t", &d);
+	CU_ASSERT(!d.bad && d.torn == 0); /* no garbage */
 	CU_ASSERT_EQUAL(d.n, n);
-	free(d.ids);
-	free(d.offs);
+	th_disk_free(&d);
 	shmq_producer_close(p);
 	th_destroy(q);
 }
@@ -640,10 +566,7 @@ fill_segments(shmq_t *q, const char *topic, uint64_t retention_bytes,
 {
 	shmq_topic_config_t c;
 	shmq_persister_t *ps = NULL;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = SHMQ_FSYNC_NEVER;
+	th_persistent_config(&c, SHMQ_FSYNC_NEVER);
 	c.segment_bytes = 64 * 1024;
 	c.retention_bytes = retention_bytes;
 	c.retention_ms = retention_ms;
@@ -883,10 +806,7 @@ test_persist_reader_overrun_past_retention_is_told_what_it_lost(void)
 	shmq_t *q = th_attach();
 	shmq_topic_config_t c;
 	shmq_persister_t *ps = NULL;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = SHMQ_FSYNC_NEVER;
+	th_persistent_config(&c, SHMQ_FSYNC_NEVER);
 	c.overflow = SHMQ_OVERFLOW_DROP;
 	c.segment_bytes = 64 * 1024;
 	c.retention_bytes = 128 * 1024;

@@ -49,10 +49,7 @@ make_topic(shmq_t *q, const char *topic, uint64_t retention_bytes)
 {
 	shmq_topic_config_t c;
 	shmq_persister_t *ps = NULL;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = SHMQ_FSYNC_NEVER;
+	th_persistent_config(&c, SHMQ_FSYNC_NEVER);
 	c.segment_bytes = SEG;
 	c.retention_bytes = retention_bytes;
 	TH_OK(shmq_topic_create(q, topic, &c));
@@ -497,10 +494,7 @@ test_segindex_unwritable_index_does_not_fail_the_partition(void)
 	shmq_topic_config_t c;
 	shmq_persister_t *ps = NULL;
 	int warned = 0;
-	shmq_topic_config_init(&c);
-	c.ring_size = RING;
-	c.durability = SHMQ_DURABILITY_PERSISTENT;
-	c.fsync = SHMQ_FSYNC_ALWAYS;
+	th_persistent_config(&c, SHMQ_FSYNC_ALWAYS);
 	c.segment_bytes = SEG;
 	TH_OK(shmq_topic_create(q, "t", &c));
 	TH_OK(shmq_persister_open(q, warn_log, &warned, NULL, &ps));
