@@ -408,6 +408,29 @@ durable_producer(shmq_t *q, int timeout_ms, int *rc)
 	return p;
 }
 
+/* A persister whose fault is armed on request: start it, acknowledge
+ * `warm` batches, then arm it and wait (bounded) until it says so. */
+static shmq_producer_t *
+start_then_arm(
+    shmq_t *q, struct ctl *ctl, struct sent *s, int warm, pid_t *pid)
+{
+	int rc;
+	*pid = th_fork(persister_child, ctl);
+	CU_ASSERT_FATAL(wait_open(ctl, *pid) == ST_RUNNING);
+	shmq_producer_t *p = durable_producer(q, 10000, &rc);
+	TH_OK(rc);
+	for (int b = 0; b < warm; b++) {
+		CU_ASSERT_EQUAL(send_run(p, s, 0, BATCH), BATCH);
+	}
+	atomic_store(&ctl->arm, 1);
+	int64_t deadline = th_mono_ms() + 5000;
+	while (!atomic_load(&ctl->armed) && th_mono_ms() < deadline) {
+		sched_yield();
+	}
+	CU_ASSERT_FATAL(atomic_load(&ctl->armed));
+	return p;
+}
+
 static shmq_consumer_t *
 join_group(shmq_t *q, int *bad)
 {
@@ -1016,7 +1039,7 @@ enospc_from_now_on(int fsync)
 {
 	shmq_t *q = th_attach();
 	struct sent s;
-	int bad = 0, rc;
+	int bad = 0;
 	memset(&s, 0, sizeof s);
 	s.vlen = V8K;
 	TH_OK(make_topic(q, "t", 1, fsync, SEG_BYTES));
@@ -1025,19 +1048,8 @@ enospc_from_now_on(int fsync)
 	ctl->err = -ENOSPC;
 	ctl->persistent = true;
 	ctl->on_request = true;
-	pid_t pid = th_fork(persister_child, ctl);
-	CU_ASSERT_FATAL(wait_open(ctl, pid) == ST_RUNNING);
-	shmq_producer_t *p = durable_producer(q, 10000, &rc);
-	TH_OK(rc);
-	for (int b = 0; b < 3; b++) {
-		CU_ASSERT_EQUAL(send_run(p, &s, 0, BATCH), BATCH);
-	}
-	atomic_store(&ctl->arm, 1);
-	int64_t deadline = th_mono_ms() + 5000;
-	while (!atomic_load(&ctl->armed) && th_mono_ms() < deadline) {
-		sched_yield();
-	}
-	CU_ASSERT_FATAL(atomic_load(&ctl->armed));
+	pid_t pid;
+	shmq_producer_t *p = start_then_arm(q, ctl, &s, 3, &pid);
 	for (int b = 0; b < 3; b++) {
 		TH_FAIL(send_run(p, &s, 0, BATCH), SHMQ_EFAILED);
 	}
@@ -1083,7 +1095,7 @@ flush_fails_after_its_write(int fsync)
 {
 	shmq_t *q = th_attach();
 	struct sent s;
-	int bad = 0, rc;
+	int bad = 0;
 	char path[SHMQ_PATH_MAX + 64];
 	struct stat st;
 	memset(&s, 0, sizeof s);
@@ -1094,19 +1106,8 @@ flush_fails_after_its_write(int fsync)
 	ctl->err = -EIO;
 	ctl->persistent = true;
 	ctl->on_request = true;
-	pid_t pid = th_fork(persister_child, ctl);
-	CU_ASSERT_FATAL(wait_open(ctl, pid) == ST_RUNNING);
-	shmq_producer_t *p = durable_producer(q, 10000, &rc);
-	TH_OK(rc);
-	for (int b = 0; b < 2; b++) {
-		CU_ASSERT_EQUAL(send_run(p, &s, 0, BATCH), BATCH);
-	}
-	atomic_store(&ctl->arm, 1);
-	int64_t deadline = th_mono_ms() + 5000;
-	while (!atomic_load(&ctl->armed) && th_mono_ms() < deadline) {
-		sched_yield();
-	}
-	CU_ASSERT_FATAL(atomic_load(&ctl->armed));
+	pid_t pid;
+	shmq_producer_t *p = start_then_arm(q, ctl, &s, 2, &pid);
 	TH_FAIL(send_run(p, &s, 0, BATCH), SHMQ_EFAILED);
 	TH_FAIL(send_run(p, &s, 0, BATCH), SHMQ_EFAILED);
 	shmq_partition_info_t pi;
