@@ -5,6 +5,7 @@
 #   make test       unit suites (CUnit) and CLI integration tests
 #   make test-long  crash/fault loops with a larger count (SOAK=N)
 #   make asan       the test suite under ASan+UBSan (build-asan/)
+#   make bench      shmq against the alternatives (bench/run.sh: RUNS=, QUICK=1)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   V=1 shows full commands; WERROR=0 drops -Werror.
 
@@ -140,6 +141,17 @@ $(B)/bin/bench/%: bench/%.c
 	$(Q)$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) -o $@ $< \
 		$(ALL_LDFLAGS)
 
+# qbench (issue 4): one harness, every transport.  Not in `all`: ZeroMQ
+# and hiredis are bench-only packages; `make bench` builds it.  Whatever
+# transport files exist are linked (transport.c declares them weak).
+QB_SRC := $(sort $(wildcard bench/qbench/*.c))
+QB_OBJ := $(QB_SRC:%.c=$(B)/obj/%.o)
+QB_LIBS := -lnng -lzmq -lhiredis $(LIB_LIBS) -lrt -lm
+$(B)/bin/bench/qbench: $(QB_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(QB_LIBS)
+
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -197,7 +209,8 @@ uninstall:
 
 FORMAT_SRC = $(wildcard libshmq/*.c libshmq/*.h libshmq/include/*.h \
 	tools/*/*.c tools/*/*.h examples/*.c tests/unit/*.c tests/unit/*.h \
-	bench/*.c replicator/*.c replicator/*.h)
+	bench/*.c bench/qbench/*.c bench/qbench/*.h replicator/*.c \
+	replicator/*.h)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
@@ -206,6 +219,15 @@ format-check:
 # The durability targets of issue 3 in one run: RUNS=N (5), QUICK=1.
 bench-durable: all
 	@RUNS='$(RUNS)' QUICK='$(QUICK)' bench/durable.sh $(B)
+
+# Issue 4: shmq side by side with pipes, mq, sockets, nng, ZeroMQ and
+# Redis, one harness (qbench): RUNS=N (3), QUICK=1, OUT=FILE.  The bench
+# packages come first: qbench needs the zmq and hiredis headers to build.
+.PHONY: bench
+bench:
+	@tools/deps.sh --bench
+	@$(MAKE) --no-print-directory B='$(B)' all $(B)/bin/bench/qbench
+	@RUNS='$(RUNS)' QUICK='$(QUICK)' OUT='$(OUT)' bench/run.sh $(B)
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --std=c11 -Ilibshmq/include \

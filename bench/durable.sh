@@ -69,26 +69,8 @@ configs=(
 	"backlog|--mode backlog --durability persistent --fsync always --ring-size 1m --record-size 4k --batch 16 --count $C_BACKLOG"
 )
 
-work=
-shm=
-child=
-# shellcheck disable=SC2317 # called by the traps
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM HUP
-	if [ -n "$child" ]; then
-		# shmq-perf stops its workers and persister on SIGTERM.
-		kill -TERM "$child" 2>/dev/null || true
-		wait "$child" 2>/dev/null || true
-	fi
-	[ -n "$work" ] && rm -rf -- "$work"
-	[ -n "$shm" ] && rm -rf -- "$shm"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/shmq-durable.XXXXXX")
 home=$work/home
@@ -97,17 +79,6 @@ shm=$("$CTL" --home "$home" --json info |
 	python3 -c 'import json, sys; print(json.load(sys.stdin)["shm_dir"])')
 raw=$work/raw.tsv
 : >"$raw"
-
-# Run a command in the background so that a signal reaches the trap at
-# once; stdout to $work/out, stderr to $work/err.
-run() {
-	"$@" >"$work/out" 2>"$work/err" &
-	child=$!
-	local rc=0
-	wait "$child" || rc=$?
-	child=
-	return "$rc"
-}
 
 fs=$(findmnt -n -o FSTYPE -T "$home" || stat -f -c %T "$home")
 dev=$(df --output=source "$home" | tail -1)

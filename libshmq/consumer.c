@@ -246,21 +246,30 @@ part_lapped(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
 /* Can the ring overwrite the record at pos before we are done with it?
  * Not on a `block` topic read by a group member at or above its gate:
  * the gate (held live by our own lock) stops producers there.  Below it
- * — after a seek back, or a commit ahead of what was read — it can. */
-static bool
-lappable(const shmq_consumer_t *c, const struct cpart *cp, uint64_t pos)
+ * — after a seek back, or a commit ahead of what was read — it can.
+ * The ring can overwrite the positions below the limit returned
+ * (UINT64_MAX: all of them). */
+static uint64_t
+lap_limit(const shmq_consumer_t *c, const struct cpart *cp)
 {
 	if (!c->in_group || c->meta.overflow != SHMQ_OVERFLOW_BLOCK) {
-		return true;
+		return UINT64_MAX; /* positions are below it */
 	}
 	uint32_t gi = c->group.hdr->g_parts[cp->id].gp_gate;
 	if (gi >= RING_GATES) {
-		return true;
+		return UINT64_MAX;
 	}
 	/* Acquire: the gate is written by this member's own commits. */
-	return pos <
-	    atomic_load_explicit(&c->rings[cp->id].hdr->hdr_gates[gi].gt_pos,
-	        memory_order_acquire);
+	return atomic_load_explicit(
+	    &c->rings[cp->id].hdr->hdr_gates[gi].gt_pos, memory_order_acquire);
+}
+
+/* lappable(pos) is pos < lap_limit(): a caller that asks of several
+ * positions in one go loads the gate once. */
+static bool
+lappable(const shmq_consumer_t *c, const struct cpart *cp, uint64_t pos)
+{
+	return pos < lap_limit(c, cp);
 }
 
 static bool
@@ -290,15 +299,14 @@ relapse(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec)
  * committed watermark, which the producer rewrites on every commit:
  * polling it would pull that line across cores for every record.
  * 1: a complete record is here; 0: nothing yet; -1: ask the watermark.
- * Only for readers the ring cannot lap, for which the slot holds either
- * a reserved record or the clear-ahead mark — never older bytes.
+ * Only for readers the ring cannot lap (`lap` false: see lappable), for
+ * which the slot holds either a reserved record or the clear-ahead mark
+ * — never older bytes.
  */
 static int
-peek_commit_word(
-    const shmq_consumer_t *c, const struct ring *r, const struct cpart *cp)
+peek_commit_word(const struct ring *r, const struct cpart *cp, bool lap)
 {
-	if (lappable(c, cp, cp->next_pos) ||
-	    (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
+	if (lap || (cp->next_pos & r->mask) + REC_PEEK > r->cap) {
 		return -1;
 	}
 	struct rec_hdr *rh = shmqi_rec_at(r, cp->next_pos);
@@ -359,8 +367,11 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
     uint64_t *ext_out)
 {
 	struct ring *r = &c->rings[cp->id];
-	int rc = shmqi_ring_check(r);
-	if (rc != 0) {
+	int rc;
+	/* Acquire, as in shmqi_ring_check, which says what is wrong. */
+	if ((atomic_load_explicit(&r->hdr->hdr_flags, memory_order_acquire) &
+	        (RING_F_DELETED | RING_F_FAILED)) != 0 &&
+	    (rc = shmqi_ring_check(r)) != 0) {
 		return rc;
 	}
 	if (!cp->pos_valid && (rc = part_resolve(c, cp)) != 0) {
@@ -369,9 +380,13 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 	if (cp->disk != NULL) {
 		return RELAPSE_RETRY; /* resolved onto disk: read it there */
 	}
+	/* Only this member's own commits move its gate, and none
+	 * happens during this call: load it once. */
+	uint64_t lap_below = lap_limit(c, cp);
 	for (;;) {
+		bool lap = cp->next_pos < lap_below;
 		if (cp->next_pos >= cp->seen_committed) {
-			int f = peek_commit_word(c, r, cp);
+			int f = peek_commit_word(r, cp, lap);
 			if (f == 0) {
 				return 0;
 			}
@@ -391,8 +406,7 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 				        r->cap ||
 				    (cp->seen_committed & (REC_ALIGN - 1)) !=
 				        0) {
-					if (lappable(c, cp, cp->next_pos) &&
-					    !intact(r, cp->next_pos)) {
+					if (lap && !intact(r, cp->next_pos)) {
 						return relapse(c, cp, rec);
 					}
 					atomic_fetch_or(
@@ -411,8 +425,7 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 			/* A PAD may be as short as 8 bytes (len and type):
 			 * read nothing else of it. */
 			uint64_t ext = len;
-			if (lappable(c, cp, cp->next_pos) &&
-			    !intact(r, cp->next_pos)) {
+			if (lap && !intact(r, cp->next_pos)) {
 				return relapse(c, cp, rec);
 			}
 			if (ext < REC_ALIGN || ext > room ||
@@ -434,8 +447,7 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		    ext <= r->max_record && ext <= room && len != 0 &&
 		    off == cp->next_off &&
 		    (len & REC_LEN_MASK) == sizeof *rh + (uint64_t)klen + vlen;
-		if (lappable(c, cp, cp->next_pos) &&
-		    !intact(r, cp->next_pos)) {
+		if (lap && !intact(r, cp->next_pos)) {
 			return relapse(c, cp, rec);
 		}
 		if (!sane) {
@@ -458,6 +470,7 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		rec->timestamp = ts;
 		rec->lost = 0;
 		*ext_out = ext;
+		cp->peek_lap = lap;
 		return 1;
 	}
 }
@@ -583,15 +596,9 @@ on_release(uint32_t part, void *arg)
 
 /* Act on membership changes and on members that died. */
 static int
-group_sync(shmq_consumer_t *c, bool force)
+group_sync_slow(shmq_consumer_t *c, uint32_t gen)
 {
 	struct grp_hdr *g = c->group.hdr;
-	uint32_t gen =
-	    atomic_load_explicit(&g->g_generation, memory_order_acquire);
-	if (!force && gen == c->group_gen &&
-	    (++c->polls & (LIVENESS_POLLS - 1)) != 0) {
-		return 0; /* the clock is read every LIVENESS_POLLS polls */
-	}
 	int64_t now = shmqi_mono_ns();
 	if (gen == c->group_gen && now < c->next_liveness_ns) {
 		return 0;
@@ -619,6 +626,21 @@ group_sync(shmq_consumer_t *c, bool force)
 		}
 	}
 	return 0;
+}
+
+/* The usual poll: no change seen, and not the poll that looks at the
+ * clock. */
+static inline int
+group_sync(shmq_consumer_t *c, bool force)
+{
+	/* Acquire pairs with the release in shmqi_group_bump. */
+	uint32_t gen = atomic_load_explicit(
+	    &c->group.hdr->g_generation, memory_order_acquire);
+	if (!force && gen == c->group_gen &&
+	    (++c->polls & (LIVENESS_POLLS - 1)) != 0) {
+		return 0; /* the clock is read every LIVENESS_POLLS polls */
+	}
+	return group_sync_slow(c, gen);
 }
 
 /* ---- waiting ---------------------------------------------------------------
@@ -655,8 +677,9 @@ reclaim_stuck(shmq_consumer_t *c)
 static int
 scan(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext, uint32_t *which)
 {
-	for (uint32_t k = 0; k < c->nparts; k++) {
-		uint32_t i = (c->rr + k) % c->nparts;
+	uint32_t i = c->rr < c->nparts ? c->rr : 0;
+	for (uint32_t k = 0; k < c->nparts;
+	     k++, i = i + 1 < c->nparts ? i + 1 : 0) {
 		struct cpart *cp = &c->parts[i];
 		if (!cp->active) {
 			continue;
@@ -730,28 +753,29 @@ any_stuck(shmq_consumer_t *c)
 	return false;
 }
 
-/* Find the next record, waiting up to timeout_ms. */
-static int
-next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
+/* Nothing was found: poll again, waiting up to timeout_ms.  Kept out of
+ * line, so that a poll that finds a record does not pay for its frame. */
+__attribute__((noinline)) static int
+wait_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
     uint32_t *which, int timeout_ms)
 {
 	/* The clock is read only once there is nothing to read: a poll
 	 * that finds a record costs no clock access. */
 	int64_t deadline = 0, spin_end = 0, next_reclaim = 0;
-	bool timed = false;
+	bool timed = false, polled = true;
 	unsigned backoff = 1;
 	int rc;
 
-	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && c->auto_pending) {
-		(void)commit_returned(c);
-	}
 	for (;;) {
-		if (c->in_group && (rc = group_sync(c, false)) != 0) {
-			return rc;
+		if (!polled) {
+			if (c->in_group && (rc = group_sync(c, false)) != 0) {
+				return rc;
+			}
+			if ((rc = scan(c, rec, ext, which)) != 0) {
+				return rc < 0 ? rc : 0;
+			}
 		}
-		if ((rc = scan(c, rec, ext, which)) != 0) {
-			return rc < 0 ? rc : 0;
-		}
+		polled = false;
 		/* Nothing to read: not the hot path, so look at the clock
 		 * and, every GROUP_SLICE_MS, at the other members. */
 		if (c->in_group && (rc = group_sync(c, true)) != 0) {
@@ -805,6 +829,25 @@ next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
 			return rc < 0 ? rc : 0;
 		}
 	}
+}
+
+/* Find the next record, waiting up to timeout_ms. */
+static int
+next_record(shmq_consumer_t *c, shmq_record_t *rec, uint64_t *ext,
+    uint32_t *which, int timeout_ms)
+{
+	int rc;
+
+	if ((c->flags & SHMQ_CONSUMER_AUTO_COMMIT) && c->auto_pending) {
+		(void)commit_returned(c);
+	}
+	if (c->in_group && (rc = group_sync(c, false)) != 0) {
+		return rc;
+	}
+	if ((rc = scan(c, rec, ext, which)) != 0) {
+		return rc < 0 ? rc : 0;
+	}
+	return wait_record(c, rec, ext, which, timeout_ms);
 }
 
 /* ---- public read API ---------------------------------------------------- */
@@ -896,7 +939,7 @@ shmq_recv(shmq_consumer_t *c, void *buf, size_t cap, shmq_record_t *rec,
 		if (need != 0) {
 			memcpy(b, rec->key, need); /* key and value adjoin */
 		}
-		if (ext != 0 && lappable(c, cp, cp->next_pos) &&
+		if (ext != 0 && cp->peek_lap &&
 		    !intact(&c->rings[which], cp->next_pos)) {
 			int lrc = part_lapped(c, cp, rec);
 			if (lrc == LAPPED_NOTHING_LOST) {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "layout.h"
 #include "shmq.h"
@@ -152,6 +153,9 @@ int shmqi_ring_commit_rec(struct ring *r, uint64_t pos);
 int shmqi_ring_abort_rec(struct ring *r, uint64_t pos);
 /* Advance committed_pos over every complete record; wake sleepers. */
 void shmqi_ring_advance(struct ring *r);
+/* The same, for a caller whose own commits just completed every record
+ * in [own, own_end): the walk jumps over them instead of loading them. */
+void shmqi_ring_advance_over(struct ring *r, uint64_t own, uint64_t own_end);
 /* Abort the reservation blocking committed_pos if its owner is dead (or
  * stalled past stall_ms since `since_ns`).  Returns true if it did. */
 bool shmqi_ring_reclaim(struct ring *r, int64_t stuck_since_ns);
@@ -354,16 +358,50 @@ struct seg_usage {
 int shmqi_seg_usage(
     const shmq_t *q, const char *topic, uint32_t part, struct seg_usage *u);
 
-/* The disk seam (persist_uring.c). */
+/* The disk seam (persist_uring.c).  Asynchronous: start operations,
+ * then reap them; each started operation is handed back to `done` by a
+ * reap exactly once, with res 0 or -errno, a write only once all of it
+ * is written (short writes are continued), and a write's flush after
+ * the write and only once it ran after all of it. */
 struct shmqi_pio;
-struct iovec;
+#define SHMQI_PIO_IOV_MAX 4
+struct shmqi_pio_op {
+	void *owner; /* the caller's */
+	int res; /* when handed back */
+	/* persist_uring.c's own: */
+	int state;
+	int fd;
+	struct shmqi_pio_op *next; /* ready to hand back */
+	struct shmqi_pio_op *flush; /* a write's flush, or NULL */
+	bool wdone; /* a linked flush: its write was handed back, */
+	int wres; /* with this result */
+	struct iovec v[SHMQI_PIO_IOV_MAX];
+	int n, first;
+	uint64_t off;
+	size_t left;
+};
 int shmqi_pio_open(struct shmqi_pio **io);
 void shmqi_pio_close(struct shmqi_pio *io);
-/* Write iov[0..n) at off (completing short writes); with `sync`, then
- * fdatasync, linked after the write.  0 or -errno. */
+/* Write iov[0..n) at off; with f, flush after it (fdatasync).  With
+ * `now`, in this thread before returning (still handed back by a reap). */
+int shmqi_pio_start_write(struct shmqi_pio *io, struct shmqi_pio_op *w, int fd,
+    const struct iovec *iov, int n, uint64_t off, struct shmqi_pio_op *f,
+    bool now);
+int shmqi_pio_start_sync(struct shmqi_pio *io, struct shmqi_pio_op *f, int fd);
+/* Hand finished operations to done(op, arg); wait up to timeout_ms (-1:
+ * no limit, 0: no wait) for one if none is.  How many, or -errno. */
+int shmqi_pio_reap(struct shmqi_pio *io, int timeout_ms,
+    void (*done)(struct shmqi_pio_op *op, void *arg), void *arg);
+/* The blocking form, for a caller with nothing else in flight (the
+ * tests of short writes): write (with `sync`, then flush) and wait.  0
+ * or -errno. */
 int shmqi_pio_write(struct shmqi_pio *io, int fd, const struct iovec *iov,
-    int n, uint64_t off, bool sync);
-int shmqi_pio_sync(struct shmqi_pio *io, int fd);
+    int n, uint64_t off, bool sync, bool now);
+
+/* The largest range the persister writes in its own thread, not through
+ * io_uring (persist.c); tests set 0 to run the io_uring pipeline. */
+#define SHMQI_PERSIST_INLINE_MAX (64u * 1024)
+extern uint64_t shmqi_persist_inline_max;
 
 /* Is a persister (shmq-replicator) running for this instance? */
 bool shmqi_persister_alive(const shmq_t *q);
@@ -444,6 +482,7 @@ struct cpart {
 	uint64_t stuck_pos; /* committed_pos when progress stopped */
 	uint64_t gate_pending; /* gate to set once the borrow ends, or 0 */
 	bool returned_pos_known; /* false when it came from disk */
+	bool peek_lap; /* the ring could lap the record last peeked */
 	struct segread *disk; /* reading from segments, or NULL */
 	int64_t stuck_since;
 };

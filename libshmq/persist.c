@@ -18,6 +18,14 @@
  * partition is never written again by this persister — a failed flush
  * is never retried and then trusted.
  *
+ * The work of a partition is a pipeline: while the flush of one range
+ * runs, the next range is checked and written (an fdatasync covers
+ * every write that completed before it started), so the disk and the
+ * CPU work at once and each flush takes what gathered meanwhile: Kafka's
+ * group commit.  One write and one flush per partition are in flight
+ * at most; a poll returns once none is, so what it counted is written
+ * (and, under fsync always, flushed) when it returns.
+ *
  * Recovery (at open, per partition): the last segment's torn tail is
  * cut (segment.c); the segment is flushed; then the ring is aligned
  * with the disk.  An empty ring (new, or rebuilt after a reboot wiped
@@ -33,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -40,6 +49,18 @@
 #define LOCK_NAME "replicator.lock"
 #define SCAN_EVERY_NS 1000000000ll /* look for new topics each second */
 #define SAVE_EVERY_NS 100000000ll /* group offsets: at most 100 ms late */
+/* A busy poll returns after this long, so that scans, group saves and
+ * the caller's own work (signals) still come round. */
+#define ROUND_NS 20000000ll
+/* Ranges up to this size are written in the persister's own thread when
+ * nothing else is in flight (persist_uring.c: write_now); tests set it
+ * to 0 to send every write through io_uring. */
+uint64_t shmqi_persist_inline_max = SHMQI_PERSIST_INLINE_MAX;
+/* Under fsync never and interval, a partition that had work in the last
+ * BUSY_NS is looked at every LINGER_NS instead of waking the persister
+ * on every commit (see wait_commits). */
+#define LINGER_NS 250000ll
+#define BUSY_NS 10000000ll
 
 /* A consumer group of a persistent topic, whose committed offsets are
  * saved to HOME/data/TOPIC/groups/GROUP.offsets for after a reboot. */
@@ -58,9 +79,19 @@ struct ppart {
 	struct topic_meta meta;
 	struct ring r;
 	struct segment sg;
-	uint64_t wpos; /* ring position written up to */
-	uint64_t woff; /* offset after the last record written */
-	bool dirty; /* written, not yet flushed */
+	/* Ring positions, and the offset after the last record, of three
+	 * points that only move up: sub <= wr <= dur does not hold in
+	 * general (dur may be ahead after recovery), but
+	 * dur_pos <= wr_pos <= sub_pos does while the partition works. */
+	uint64_t sub_pos, sub_off; /* written, or being written, up to */
+	uint64_t wr_pos, wr_off; /* written (in the page cache) up to */
+	uint64_t dur_pos; /* published durable up to */
+	struct shmqi_pio_op wop, fop; /* the write and the flush */
+	uint64_t w_pos, w_off; /* where the write in flight ends */
+	uint64_t f_pos, f_off; /* what the flush in flight covers */
+	bool writing, flushing; /* wop, fop are in flight */
+	int64_t worked_ns; /* when a write last started */
+	bool waiting; /* counted in its ring's commit_waiters */
 	bool failed;
 	bool seen;
 	int64_t synced_ns;
@@ -76,8 +107,10 @@ struct shmq_persister {
 	size_t n, cap;
 	struct pgroup **groups;
 	size_t ng, gcap;
+	unsigned inflight; /* operations started, not yet handed back */
 	int64_t next_scan_ns;
 	int64_t next_save_ns;
+	struct timespec topics_mtime; /* of HOME/topics at the last look */
 };
 
 static void plog(shmq_persister_t *ps, int level, const char *fmt, ...)
@@ -164,21 +197,20 @@ shmq_persister_running(shmq_t *q, pid_t *pid)
  * The seq_cst store pairs with the producers' fenced re-check after
  * raising the waiter count (wait_durable). */
 static void
-publish(struct ppart *pp)
+publish(struct ppart *pp, uint64_t pos, uint64_t off)
 {
 	struct ring_hdr *h = pp->r.hdr;
-	if (atomic_load(&h->hdr_durable_pos) >= pp->wpos) {
+	pp->dur_pos = pos > pp->dur_pos ? pos : pp->dur_pos;
+	if (atomic_load(&h->hdr_durable_pos) >= pos) {
 		return;
 	}
-	atomic_store_explicit(
-	    &h->hdr_durable_off, pp->woff, memory_order_relaxed);
-	atomic_store(&h->hdr_durable_pos, pp->wpos);
+	atomic_store_explicit(&h->hdr_durable_off, off, memory_order_relaxed);
+	atomic_store(&h->hdr_durable_pos, pos);
 	if (atomic_load(&h->hdr_durable_waiters) > 0) {
 		atomic_fetch_add(&h->hdr_durable_seq, 1);
 		shmqi_futex_wake(&h->hdr_durable_seq);
 	}
 	shmqi_ring_wake_space(&pp->r);
-	pp->dirty = false;
 }
 
 static void
@@ -197,17 +229,88 @@ fail(shmq_persister_t *ps, struct ppart *pp, int rc, const char *what)
 	    pp->topic, pp->id, what, shmq_strerror(rc));
 }
 
+/* A finished operation of one of the partitions (shmqi_pio_reap). */
+static void
+op_done(struct shmqi_pio_op *op, void *arg)
+{
+	shmq_persister_t *ps = arg;
+	struct ppart *pp = op->owner;
+	ps->inflight--;
+	if (op == &pp->wop) {
+		pp->writing = false;
+		if (pp->failed) {
+			return;
+		}
+		if (op->res != 0) {
+			fail(ps, pp, op->res, "write");
+			return;
+		}
+		pp->wr_pos = pp->w_pos;
+		pp->wr_off = pp->w_off;
+		/* After the write: an entry never points past the log. */
+		if (shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, false) != 0) {
+			idx_report(ps, pp);
+		}
+		if (pp->meta.fsync == SHMQ_FSYNC_NEVER) {
+			/* In the page cache: that is the policy. */
+			publish(pp, pp->wr_pos, pp->wr_off);
+		}
+		return;
+	}
+	pp->flushing = false;
+	if (pp->failed) {
+		return;
+	}
+	if (op->res != 0) {
+		fail(ps, pp, op->res, "fdatasync");
+		return;
+	}
+	pp->synced_ns = shmqi_mono_ns();
+	publish(pp, pp->f_pos, pp->f_off);
+}
+
+/* Hand back what finished; wait up to `ms` for something if nothing
+ * has.  io_uring itself failing is the persister's end. */
+static int
+reap(shmq_persister_t *ps, int ms)
+{
+	int rc = shmqi_pio_reap(ps->io, ms, op_done, ps);
+	return rc < 0 ? rc : 0;
+}
+
+/* Wait until the partition has nothing in flight (others' operations
+ * are handed back on the way). */
+static int
+drain_part(shmq_persister_t *ps, struct ppart *pp)
+{
+	int rc = 0;
+	while (rc == 0 && (pp->writing || pp->flushing)) {
+		rc = reap(ps, -1);
+	}
+	return rc;
+}
+
+/* Flush what is written (it covers every write that completed). */
+static void
+flush_start(shmq_persister_t *ps, struct ppart *pp)
+{
+	pp->f_pos = pp->wr_pos;
+	pp->f_off = pp->wr_off;
+	pp->flushing = true;
+	ps->inflight++;
+	(void)shmqi_pio_start_sync(ps->io, &pp->fop, pp->sg.fd);
+}
+
+/* Flush now and wait for it: at recovery, before a roll, at close. */
 static int
 flush(shmq_persister_t *ps, struct ppart *pp)
 {
-	int rc = shmqi_pio_sync(ps->io, pp->sg.fd);
-	if (rc != 0) {
-		fail(ps, pp, rc, "fdatasync");
-		return rc;
+	int rc = drain_part(ps, pp);
+	if (rc == 0 && !pp->failed) {
+		flush_start(ps, pp);
+		rc = drain_part(ps, pp);
 	}
-	pp->synced_ns = shmqi_mono_ns();
-	publish(pp);
-	return 0;
+	return rc != 0 ? rc : pp->failed ? -EIO : 0;
 }
 
 /* Make ring and disk agree after (re)start: see the top of the file. */
@@ -228,15 +331,15 @@ align(shmq_persister_t *ps, struct ppart *pp)
 		/* Empty ring: continue the log where the disk ends. */
 		atomic_store(&h->hdr_start_off, e);
 		atomic_store(&h->hdr_end_off, e);
-		pp->wpos = ep;
-		pp->woff = e;
+		pp->wr_pos = ep;
+		pp->wr_off = e;
 		rc = 0;
 	} else {
 		uint64_t pos;
 		int loc = shmqi_ring_locate(r, e, &pos);
 		if (loc == LOC_FOUND) {
-			pp->wpos = pos;
-			pp->woff = e;
+			pp->wr_pos = pos;
+			pp->wr_off = e;
 			rc = 0;
 		} else {
 			rc = -ESTALE;
@@ -255,7 +358,8 @@ align(shmq_persister_t *ps, struct ppart *pp)
 	}
 	/* What survived on disk is durable once flushed (the caller
 	 * flushes and publishes; the watermark only ever moves up). */
-	pp->dirty = true;
+	pp->sub_pos = pp->wr_pos;
+	pp->sub_off = pp->wr_off;
 	return 0;
 }
 
@@ -272,6 +376,7 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	pp->meta = *m;
 	pp->seen = true;
 	pp->sg.fd = pp->sg.dirfd = -1;
+	pp->wop.owner = pp->fop.owner = pp;
 	shmqi_idx_init(&pp->sg.ix, 0);
 	int rc = shmqi_ring_open(ps->q, topic, m, id, &pp->r);
 	if (rc == 0 && (rc = shmqi_seg_open(ps->q, topic, id, &pp->sg)) != 0) {
@@ -318,7 +423,7 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 		 * and flushed the partition. */
 		atomic_store(&pp->r.hdr->hdr_persist_err, 0);
 		plog(ps, SHMQ_LOG_INFO, "%s/%u: persisting from offset %llu",
-		    topic, id, (unsigned long long)pp->woff);
+		    topic, id, (unsigned long long)pp->wr_off);
 	}
 	return 0;
 }
@@ -326,7 +431,12 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 static void
 part_close(shmq_persister_t *ps, struct ppart *pp)
 {
-	if (pp->dirty && !pp->failed) {
+	/* Its operations must be handed back before it is freed; a
+	 * failure of io_uring itself leaves nothing to wait for. */
+	if (drain_part(ps, pp) != 0) {
+		pp->failed = true;
+	}
+	if (pp->wr_pos > pp->dur_pos && !pp->failed) {
 		(void)flush(ps, pp);
 	}
 	if (!pp->failed) {
@@ -546,7 +656,7 @@ scan(shmq_persister_t *ps)
 	return rc;
 }
 
-/* Check the records of [wpos, cp) before they go to disk: their count,
+/* Check the records of [sub_pos, cp) before they go to disk: their count,
  * and the offset after the last; -1 if any is damaged.  Their index
  * entries are noted on the way. */
 static int64_t
@@ -554,8 +664,8 @@ verify(struct ppart *pp, uint64_t cp, uint64_t *next)
 {
 	struct ring *r = &pp->r;
 	int64_t n = 0;
-	uint64_t off = pp->woff;
-	for (uint64_t p = pp->wpos; p < cp;) {
+	uint64_t off = pp->sub_off;
+	for (uint64_t p = pp->sub_pos; p < cp;) {
 		struct rec_hdr *h = shmqi_rec_at(r, p);
 		uint32_t len = atomic_load(&h->rec_len);
 		uint64_t room = r->cap - (p & r->mask);
@@ -580,7 +690,8 @@ verify(struct ppart *pp, uint64_t cp, uint64_t *next)
 		}
 		/* Where the record will be in the segment: the range goes
 		 * there byte for byte. */
-		shmqi_idx_note(&pp->sg.ix, off, pp->sg.size + (p - pp->wpos));
+		shmqi_idx_note(
+		    &pp->sg.ix, off, pp->sg.size + (p - pp->sub_pos));
 		off++;
 		n++;
 		p += ext;
@@ -589,82 +700,106 @@ verify(struct ppart *pp, uint64_t cp, uint64_t *next)
 	return n;
 }
 
-/* Write what is committed and not yet written; flush per policy. */
+/* Start what the partition can start now: a write of what is committed
+ * and not yet written, and a flush per policy.  The records counted. */
 static int64_t
-persist_part(shmq_persister_t *ps, struct ppart *pp, int64_t now)
+advance(shmq_persister_t *ps, struct ppart *pp, int64_t now, bool writes)
 {
 	struct ring *r = &pp->r;
 	struct ring_hdr *h = r->hdr;
 	uint64_t cp = atomic_load_explicit(&h->hdr_committed_pos,
 	    memory_order_acquire); /* pairs with the committers' CAS */
 	uint64_t next;
+	int64_t n = 0;
 	int rc = 0;
+	bool always = pp->meta.fsync == SHMQ_FSYNC_ALWAYS;
 
-	if (cp <= pp->wpos) {
-		if (pp->dirty && pp->meta.fsync == SHMQ_FSYNC_INTERVAL &&
-		    now - pp->synced_ns >=
-		        (int64_t)pp->meta.fsync_interval_ms * 1000000) {
-			(void)flush(ps, pp);
-		}
+	if (pp->failed) {
+		return 0;
+	}
+	if (!writes) {
+		/* The round is over: only flushes of what is written. */
+	} else if (!pp->writing && cp <= pp->sub_pos) {
 		/* Idle: readers of the live segment get every entry. */
 		(void)shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, true);
 		idx_report(ps, pp);
-		return 0;
-	}
-	if (cp - pp->wpos > r->cap || ((cp | pp->wpos) & 7) != 0) {
-		fail(ps, pp, SHMQ_ECORRUPT, "reading the ring");
-		return 0;
-	}
-	/* Roll before verifying: the index entries noted while verifying
-	 * hold positions in the segment the range goes to. */
-	if (pp->sg.size > 0 &&
-	    pp->sg.size + (cp - pp->wpos) > pp->meta.segment_bytes) {
-		if ((pp->dirty && flush(ps, pp) != 0) ||
-		    (rc = shmqi_seg_roll(&pp->sg, pp->woff)) != 0) {
-			if (!pp->failed) {
-				fail(ps, pp, rc, "rolling the segment");
-			}
+	} else if (!pp->writing) {
+		if (cp - pp->sub_pos > r->cap ||
+		    ((cp | pp->sub_pos) & 7) != 0) {
+			fail(ps, pp, SHMQ_ECORRUPT, "reading the ring");
 			return 0;
 		}
-		idx_report(ps, pp);
+		/* Roll before verifying: the index entries noted while
+		 * verifying hold positions in the segment the range goes
+		 * to.  The old segment is flushed first, with nothing in
+		 * flight on it. */
+		if (pp->sg.size > 0 &&
+		    pp->sg.size + (cp - pp->sub_pos) >
+		        pp->meta.segment_bytes) {
+			if (pp->flushing) {
+				return 0; /* the caller reaps it, then again */
+			}
+			if ((pp->wr_pos > pp->dur_pos && flush(ps, pp) != 0) ||
+			    (rc = shmqi_seg_roll(&pp->sg, pp->sub_off)) != 0) {
+				if (!pp->failed) {
+					fail(
+					    ps, pp, rc, "rolling the segment");
+				}
+				return 0;
+			}
+			idx_report(ps, pp);
+		}
+		n = verify(pp, cp, &next);
+		if (n < 0) {
+			fail(ps, pp, SHMQ_ECORRUPT, "verifying records");
+			return 0;
+		}
+		/* The range may wrap: at most two pieces.  Nothing in it
+		 * can be overwritten meanwhile: space is reused only below
+		 * durable. */
+		struct iovec iov[2];
+		uint64_t at = pp->sub_pos & r->mask, len = cp - pp->sub_pos;
+		uint64_t first = len < r->cap - at ? len : r->cap - at;
+		iov[0].iov_base = r->data + at;
+		iov[0].iov_len = first;
+		iov[1].iov_base = r->data;
+		iov[1].iov_len = len - first;
+		/* With no flush running, flush right after this write
+		 * (linked: one submission, no round trip between them).
+		 * With one running, this write overlaps it, and the next
+		 * flush takes this write and whatever follows it. */
+		bool link = always && !pp->flushing;
+		/* A small range that ends where the ring ends (no producer
+		 * is still writing behind it), with nothing else in flight:
+		 * in this thread, for a lone DURABLE send's latency.  A
+		 * range a producer is still adding to goes to io_uring, so
+		 * the next range gathers while this one is written. */
+		bool here = len <= shmqi_persist_inline_max &&
+		    ps->inflight == 0 && cp == atomic_load(&h->hdr_end_pos);
+		pp->worked_ns = now;
+		pp->w_pos = cp;
+		pp->w_off = next;
+		pp->writing = true;
+		ps->inflight++;
+		if (link) {
+			pp->f_pos = cp;
+			pp->f_off = next;
+			pp->flushing = true;
+			ps->inflight++;
+		}
+		(void)shmqi_pio_start_write(ps->io, &pp->wop, pp->sg.fd, iov,
+		    len > first ? 2 : 1, pp->sg.size, link ? &pp->fop : NULL,
+		    here);
+		pp->sg.size += len;
+		pp->sub_pos = cp;
+		pp->sub_off = next;
 	}
-	int64_t n = verify(pp, cp, &next);
-	if (n < 0) {
-		fail(ps, pp, SHMQ_ECORRUPT, "verifying records");
-		return 0;
-	}
-	/* The range may wrap: at most two pieces.  Nothing in it can be
-	 * overwritten meanwhile: space is reused only below durable. */
-	struct iovec iov[2];
-	uint64_t at = pp->wpos & r->mask, len = cp - pp->wpos;
-	uint64_t first = len < r->cap - at ? len : r->cap - at;
-	iov[0].iov_base = r->data + at;
-	iov[0].iov_len = first;
-	iov[1].iov_base = r->data;
-	iov[1].iov_len = len - first;
-	bool sync = pp->meta.fsync == SHMQ_FSYNC_ALWAYS;
-	rc = shmqi_pio_write(
-	    ps->io, pp->sg.fd, iov, len > first ? 2 : 1, pp->sg.size, sync);
-	if (rc != 0) {
-		fail(ps, pp, rc, sync ? "write+fdatasync" : "write");
-		return 0;
-	}
-	pp->sg.size += len;
-	pp->wpos = cp;
-	pp->woff = next;
-	pp->dirty = true;
-	/* After the write: an entry never points past the log. */
-	if (shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, false) != 0) {
-		idx_report(ps, pp);
-	}
-	if (sync) {
-		pp->synced_ns = now;
-		publish(pp);
-	} else if (pp->meta.fsync == SHMQ_FSYNC_NEVER) {
-		publish(pp); /* in the page cache: that is the policy */
-	} else if (now - pp->synced_ns >=
-	    (int64_t)pp->meta.fsync_interval_ms * 1000000) {
-		(void)flush(ps, pp);
+	if (!pp->flushing && pp->wr_pos > pp->dur_pos &&
+	    (always ||
+	        (pp->meta.fsync == SHMQ_FSYNC_INTERVAL &&
+	            now - pp->synced_ns >=
+	                (int64_t)pp->meta.fsync_interval_ms * 1000000))) {
+		flush_start(ps, pp);
 	}
 	return n;
 }
@@ -734,6 +869,26 @@ fail:
 	return rc;
 }
 
+/* May the persister come back to this partition later instead of being
+ * woken by its next commit?  Each wake-up costs the committing producer
+ * a futex_wake and the persister a context switch: at a million records
+ * a second that is a good part of both cores.  So while records stream
+ * in, fsync never and interval partitions are looked at every LINGER_NS
+ * (they promise nothing sooner), unless a producer waits for the
+ * persister (DURABLE, or for space) or the ring is a quarter full of
+ * records not yet durable.  An idle partition wakes the persister at
+ * its first commit, as ALWAYS partitions always do. */
+static bool
+lingers(const struct ppart *pp, int64_t now)
+{
+	struct ring_hdr *h = pp->r.hdr;
+	return pp->meta.fsync != SHMQ_FSYNC_ALWAYS &&
+	    now - pp->worked_ns < BUSY_NS &&
+	    atomic_load(&h->hdr_durable_waiters) == 0 &&
+	    atomic_load(&h->hdr_space_waiters) == 0 &&
+	    atomic_load(&h->hdr_committed_pos) - pp->dur_pos < pp->r.cap / 4;
+}
+
 /* Sleep until a persistent partition has new commits (or ms pass). */
 static void
 wait_commits(shmq_persister_t *ps, int ms)
@@ -741,12 +896,23 @@ wait_commits(shmq_persister_t *ps, int ms)
 	_Atomic uint32_t *words[SHMQ_PARTITIONS_MAX];
 	uint32_t seen[SHMQ_PARTITIONS_MAX];
 	size_t n = 0;
-	bool ready = false;
+	bool ready = false, linger = false;
+	int64_t now = shmqi_mono_ns();
+	/* Every flag first: past the cap, no partition may keep one from
+	 * an earlier call (it would be counted down below, unraised). */
+	for (size_t i = 0; i < ps->n; i++) {
+		ps->parts[i]->waiting = false;
+	}
 	for (size_t i = 0; i < ps->n && n < SHMQ_PARTITIONS_MAX; i++) {
 		struct ppart *pp = ps->parts[i];
 		if (pp->failed) {
 			continue;
 		}
+		if (lingers(pp, now)) {
+			linger = true;
+			continue;
+		}
+		pp->waiting = true;
 		struct ring_hdr *h = pp->r.hdr;
 		words[n] = &h->hdr_commit_seq;
 		seen[n++] = atomic_load(&h->hdr_commit_seq);
@@ -755,30 +921,55 @@ wait_commits(shmq_persister_t *ps, int ms)
 	/* Re-check after raising the counts (pairs with the committers'
 	 * seq_cst load of commit_waiters). */
 	atomic_thread_fence(memory_order_seq_cst);
-	for (size_t i = 0, k = 0; i < ps->n && k < n; i++) {
+	for (size_t i = 0; i < ps->n; i++) {
 		struct ppart *pp = ps->parts[i];
-		if (pp->failed) {
-			continue;
-		}
-		k++;
 		ready = ready ||
-		    atomic_load(&pp->r.hdr->hdr_committed_pos) > pp->wpos;
+		    (pp->waiting &&
+		        atomic_load(&pp->r.hdr->hdr_committed_pos) >
+		            pp->sub_pos);
 	}
-	if (!ready) {
-		if (n > 0) {
-			(void)shmqi_futex_waitv(words, seen, n, ms);
-		} else {
-			_Atomic uint32_t w = 0;
-			(void)shmqi_futex_wait(&w, 0, ms);
-		}
+	if (!ready && n > 0) {
+		(void)shmqi_futex_waitv(words, seen, n, linger ? 1 : ms);
+	} else if (!ready && linger) {
+		struct timespec ts = { 0, LINGER_NS };
+		(void)nanosleep(&ts, NULL);
+	} else if (!ready) {
+		_Atomic uint32_t w = 0;
+		(void)shmqi_futex_wait(&w, 0, ms);
 	}
-	for (size_t i = 0, k = 0; i < ps->n && k < n; i++) {
+	for (size_t i = 0; i < ps->n; i++) {
 		struct ppart *pp = ps->parts[i];
-		if (!pp->failed) {
+		if (pp->waiting) {
 			atomic_fetch_sub(&pp->r.hdr->hdr_commit_waiters, 1);
-			k++;
 		}
 	}
+}
+
+/* Was a topic created or deleted since the last look?  Creating one
+ * renames its file into HOME/topics, which moves the directory's mtime,
+ * so a new topic's first DURABLE send waits for one poll, not for the
+ * next scan.  The mtime comes from a coarse clock: two changes within
+ * one tick look like one, so a directory changed in the last 50 ms is
+ * looked at again (the scan each second catches anything else). */
+static bool
+topics_changed(shmq_persister_t *ps)
+{
+	char dir[SHMQ_PATH_MAX];
+	struct stat st;
+	struct timespec now;
+	snprintf(dir, sizeof dir, "%s/topics", ps->q->home);
+	if (stat(dir, &st) != 0 || clock_gettime(CLOCK_REALTIME, &now) != 0) {
+		return false;
+	}
+	bool changed = st.st_mtim.tv_sec != ps->topics_mtime.tv_sec ||
+	    st.st_mtim.tv_nsec != ps->topics_mtime.tv_nsec;
+	ps->topics_mtime = st.st_mtim;
+	int64_t age = (int64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000 +
+	    (now.tv_nsec - st.st_mtim.tv_nsec);
+	/* A directory from the future (the clock stepped back) is not
+	 * "recent": it would make every poll a scan until the clock
+	 * catches up. */
+	return changed || (age >= 0 && age < 50000000);
 }
 
 ssize_t
@@ -788,22 +979,49 @@ shmq_persister_poll(shmq_persister_t *ps, int timeout_ms)
 		return -EINVAL;
 	}
 	int64_t now = shmqi_mono_ns();
-	if (now >= ps->next_scan_ns) {
+	if (now >= ps->next_scan_ns || topics_changed(ps)) {
 		(void)scan(ps);
 	}
 	if (now >= ps->next_save_ns) {
 		save_groups(ps);
 	}
+	/* Keep every partition's pipeline going until nothing is in
+	 * flight: then what was counted is written, and flushed where the
+	 * policy says so.  A busy round stops starting writes after
+	 * ROUND_NS and waits for the last ones. */
 	ssize_t total = 0;
-	for (size_t i = 0; i < ps->n; i++) {
-		if (!ps->parts[i]->failed) {
-			total += persist_part(ps, ps->parts[i], now);
+	int64_t end = now + ROUND_NS;
+	for (;;) {
+		for (size_t i = 0; i < ps->n; i++) {
+			total += advance(ps, ps->parts[i], now, now < end);
 		}
+		if (ps->inflight == 0) {
+			break;
+		}
+		int rc = reap(ps, 100);
+		if (rc != 0) {
+			return rc;
+		}
+		now = shmqi_mono_ns();
 	}
 	if (total == 0 && timeout_ms != 0) {
 		/* Bounded: new topics, interval flushes and a dead peer
-		 * need a look now and then. */
+		 * need a look now and then; an interval flush that falls due
+		 * needs one then. */
 		int ms = timeout_ms < 0 || timeout_ms > 100 ? 100 : timeout_ms;
+		for (size_t i = 0; i < ps->n; i++) {
+			struct ppart *pp = ps->parts[i];
+			if (!pp->failed &&
+			    pp->meta.fsync == SHMQ_FSYNC_INTERVAL &&
+			    pp->wr_pos > pp->dur_pos) {
+				int64_t due = pp->synced_ns - now +
+				    (int64_t)pp->meta.fsync_interval_ms *
+				        1000000;
+				int d =
+				    due <= 0 ? 1 : (int)(due / 1000000) + 1;
+				ms = d < ms ? d : ms;
+			}
+		}
 		wait_commits(ps, ms);
 	}
 	return total;

@@ -203,7 +203,7 @@ shmq_producer_close(shmq_producer_t *p)
 	free(p);
 }
 
-static int
+static inline int
 pick_partition(shmq_producer_t *p, const shmq_msg_t *m, uint32_t *part)
 {
 	if (m->partition >= 0) {
@@ -289,9 +289,10 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
     uint64_t *first)
 {
 	struct ring_hdr *h = r->hdr;
-	int64_t deadline = deadline_for(p->timeout_ms);
+	int64_t deadline = 0;
 	uint64_t stuck_pos = UINT64_MAX;
 	int64_t stuck_since = 0;
+	bool timed = false;
 
 	for (;;) {
 		int rc = try_reserve(p, r, it, n, first);
@@ -302,6 +303,12 @@ reserve(shmq_producer_t *p, struct ring *r, struct rsv_item *it, size_t n,
 		}
 		if (rc != -EAGAIN) {
 			return rc;
+		}
+		if (!timed) {
+			/* The clock is read only once the ring is found
+			 * full: a send that finds room reads none. */
+			deadline = deadline_for(p->timeout_ms);
+			timed = true;
 		}
 		uint32_t seq = atomic_load(&h->hdr_space_seq);
 		/* seq_cst increment pairs with the load in
@@ -424,7 +431,7 @@ wait_durable(shmq_producer_t *p, struct ring *r, uint64_t pos)
 	return 0;
 }
 
-static int
+static inline int
 check_msg(const shmq_producer_t *p, const shmq_msg_t *m)
 {
 	if ((m->key == NULL && m->key_len != 0) ||
@@ -501,7 +508,16 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 		(void)shmqi_ring_abort_rec(r, p->items[j].pos);
 	}
 	SHMQI_POINT(POINT_AFTER_COMMIT);
-	shmqi_ring_advance(r);
+	if (done == n) {
+		/* The whole run is ours and complete. */
+		const struct rsv_item *last = &p->items[n - 1];
+		shmqi_ring_advance_over(r, p->items[0].pos,
+		    last->pos +
+		        shmqi_align8(sizeof(struct rec_hdr) + last->key_len +
+		            last->value_len));
+	} else {
+		shmqi_ring_advance(r);
+	}
 	if (done == 0) {
 		return rc;
 	}
@@ -531,12 +547,21 @@ shmq_send(shmq_producer_t *p, shmq_msg_t *m)
 	return k == 1 ? 0 : (int)k;
 }
 
+/* A message's partition, once it is found valid.  Picked exactly once
+ * per message, in order: the sticky partition counts them. */
+static int
+msg_part(shmq_producer_t *p, shmq_msg_t *m, uint32_t *part)
+{
+	int rc = check_msg(p, m);
+	return rc != 0 ? rc : pick_partition(p, m, part);
+}
+
 ssize_t
 shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 {
-	size_t done = 0;
-	int rc = 0;
-	uint32_t *parts;
+	size_t done = 0, end = 0;
+	uint32_t part = 0, next = 0;
+	int rc = 0, bad = 0;
 
 	if (p == NULL || (msgs == NULL && n != 0)) {
 		return -EINVAL;
@@ -544,29 +569,31 @@ shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 	if ((rc = ensure_items(p, n)) != 0) {
 		return rc;
 	}
-	/* Partitions first, so runs can be grouped; kept in the items'
-	 * pos field until the run is reserved. */
-	parts = (uint32_t *)calloc(n ? n : 1, sizeof *parts);
-	if (parts == NULL) {
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		if ((rc = check_msg(p, &msgs[i])) == 0) {
-			rc = pick_partition(p, &msgs[i], &parts[i]);
-		}
-		if (rc != 0) {
-			n = i; /* send what precedes the bad message */
-		}
+	/* Runs of consecutive messages for one partition go as one
+	 * reservation each.  msgs[done, end) are checked and go to
+	 * `part`; msgs[end] (if end < n) is checked and goes to `next`.
+	 * A bad message ends the batch: what precedes it is sent. */
+	if (n > 0 && (bad = msg_part(p, &msgs[0], &next)) != 0) {
+		n = 0;
 	}
 	while (done < n) {
-		size_t run = 1;
-		while (done + run < n && parts[done + run] == parts[done]) {
-			run++;
+		if (done == end) {
+			part = next;
+			end++;
+			while (end < n &&
+			    (bad = msg_part(p, &msgs[end], &next)) == 0 &&
+			    next == part) {
+				end++;
+			}
+			if (bad != 0) {
+				n = end;
+			}
 		}
-		ssize_t k = append_run(p, parts[done], msgs + done, run);
+		size_t run = end - done;
+		ssize_t k = append_run(p, part, msgs + done, run);
 		while (k == -EMSGSIZE && run > 1) {
 			run /= 2; /* more than half a ring: split */
-			k = append_run(p, parts[done], msgs + done, run);
+			k = append_run(p, part, msgs + done, run);
 		}
 		if (k < 0) {
 			rc = (int)k;
@@ -578,8 +605,7 @@ shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 			break;
 		}
 	}
-	free(parts);
-	return done > 0 ? (ssize_t)done : rc;
+	return done > 0 ? (ssize_t)done : rc != 0 ? rc : bad;
 }
 
 void (*volatile shmqi_test_hook)(int point);

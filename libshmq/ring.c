@@ -52,6 +52,10 @@
 #define RING_STALE 1 /* internal: file exists but belongs elsewhere */
 #define VERSION_WAIT_SPINS 100000
 #define LOCK_SPINS 200u /* trylocks before sleeping (~10-30 us) */
+/* Retiring fewer bytes than this walks every header: an index stride
+ * (64 records) is unlikely to fit, and looking costs a load. */
+#define RETIRE_SKIP_MIN 1024u
+#define CACHE_LINE 64u /* the data area is page-aligned */
 
 static inline void
 lock_relax(void)
@@ -546,6 +550,49 @@ offset_at(const struct ring *r, uint64_t sp, uint64_t e, uint64_t end)
 	    : end;
 }
 
+/* Where the walk that retires the records below `need` may start: past
+ * whole strides of the sparse index, so that it loads one header per 64
+ * records instead of each of them (a chain of dependent cache misses).
+ * An entry is checked against the header it points to, never trusted;
+ * one that fails the check ends the skipping.  Between start and need
+ * every record is complete and stays put (we hold the writer's lock),
+ * and offsets in [start_off, end_off) own their index slots: a slot is
+ * reused only two rings of the smallest records later.  An entry for an
+ * offset at or past end_off is a dead writer's (killed inside the lock
+ * before it published end_pos): its header may lie inside a PAD that
+ * covered it, with the right offset in it but a zero length, since it
+ * was never committed (tests/unit/test_deadwriter.c). */
+static uint64_t
+retire_skip(struct ring *r, uint64_t sp, uint64_t need, uint64_t end_off)
+{
+	const uint64_t stride = 1u << RING_INDEX_STRIDE_SHIFT;
+	uint64_t so =
+	    atomic_load_explicit(&r->hdr->hdr_start_off, memory_order_relaxed);
+	for (;;) {
+		uint64_t o = (so | (stride - 1)) + 1;
+		if (o >= end_off) {
+			return sp;
+		}
+		uint64_t ip = __atomic_load_n(
+		    &r->index[(o >> RING_INDEX_STRIDE_SHIFT) & r->index_mask],
+		    __ATOMIC_RELAXED);
+		if (ip <= sp || ip > need || !shmqi_hdr_fits(r, ip)) {
+			return sp;
+		}
+		struct rec_hdr *rh = shmqi_rec_at(r, ip);
+		/* Relaxed: below committed_pos, under the writer's lock, the
+		 * length is settled; the check only rejects a dead writer's.
+		 */
+		if (rh->rec_type != REC_DATA || rh->rec_offset != o ||
+		    atomic_load_explicit(&rh->rec_len, memory_order_relaxed) ==
+		        0) {
+			return sp;
+		}
+		sp = ip;
+		so = o;
+	}
+}
+
 int
 shmqi_ring_reserve(
     struct ring *r, struct rsv_item *it, size_t n, uint64_t *first_off)
@@ -594,6 +641,19 @@ shmqi_ring_reserve(
 		uint64_t sp = atomic_load_explicit(
 		    &h->hdr_start_pos, memory_order_relaxed);
 		if (sp < need) {
+			/* The walk below is a chain of dependent loads, and
+			 * the headers written next go to the same bytes:
+			 * fetch the lines at once, for writing.  At most 4
+			 * KiB: a large retire (big records) would otherwise
+			 * spend the lock's time filling lines nobody reads. */
+			uint64_t pf_end = need - sp > 4096 ? sp + 4096 : need;
+			for (uint64_t a = sp & ~(uint64_t)(CACHE_LINE - 1);
+			     a < pf_end; a += CACHE_LINE) {
+				__builtin_prefetch(r->data + (a & r->mask), 1);
+			}
+			if (need - sp >= RETIRE_SKIP_MIN) {
+				sp = retire_skip(r, sp, need, off);
+			}
 			while (sp < need) {
 				struct rec_hdr *rh = shmqi_rec_at(r, sp);
 				uint64_t ext = rec_extent(r, sp,
@@ -736,8 +796,10 @@ shmqi_ring_wake_space(struct ring *r)
 	}
 }
 
-void
-shmqi_ring_advance(struct ring *r)
+/* The walk of shmqi_ring_advance; [own, own_end) (may be empty) holds
+ * only records the caller committed itself, which it jumps over. */
+static void
+advance(struct ring *r, uint64_t own, uint64_t own_end)
 {
 	struct ring_hdr *h = r->hdr;
 	bool moved = false;
@@ -764,6 +826,15 @@ shmqi_ring_advance(struct ring *r)
 		}
 		uint64_t p = cp;
 		while (p < ep) {
+			if (p == own) {
+				/* Our own commit CASes made these complete
+				 * (and they stay so): no need to load their
+				 * words.  The handshake needs only the loads
+				 * of words others commit, the ones below and
+				 * above our run, which the walk still does. */
+				p = own_end;
+				continue;
+			}
 			struct rec_hdr *rh = shmqi_rec_at(r, p);
 			/* seq_cst: pairs with the commit CAS (see top). */
 			uint32_t len = atomic_load(&rh->rec_len);
@@ -800,6 +871,18 @@ shmqi_ring_advance(struct ring *r)
 		shmqi_futex_wake(&h->hdr_commit_seq);
 	}
 	shmqi_ring_wake_space(r);
+}
+
+void
+shmqi_ring_advance(struct ring *r)
+{
+	advance(r, UINT64_MAX, UINT64_MAX);
+}
+
+void
+shmqi_ring_advance_over(struct ring *r, uint64_t own, uint64_t own_end)
+{
+	advance(r, own, own_end);
 }
 
 bool
@@ -979,10 +1062,15 @@ shmqi_ring_locate(struct ring *r, uint64_t off, uint64_t *pos)
 		    __ATOMIC_RELAXED);
 		uint64_t base =
 		    off & ~(uint64_t)((1u << RING_INDEX_STRIDE_SHIFT) - 1);
+		/* A zero length is a dead writer's header, which a PAD may
+		 * cover (see retire_skip); the walk from `from` checks the
+		 * rest.  Relaxed: only a hint, as the entry is. */
 		if (ip >= sp && ip < cp && (ip & (REC_ALIGN - 1)) == 0 &&
 		    (ip & r->mask) + sizeof(struct rec_hdr) <= r->cap &&
 		    shmqi_rec_at(r, ip)->rec_type == REC_DATA &&
-		    shmqi_rec_at(r, ip)->rec_offset == base) {
+		    shmqi_rec_at(r, ip)->rec_offset == base &&
+		    atomic_load_explicit(&shmqi_rec_at(r, ip)->rec_len,
+		        memory_order_relaxed) != 0) {
 			from = ip;
 		}
 		uint64_t p = 0;

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian packages shmq needs to build and test, if missing.
 # As root it installs them; otherwise it prints the exact command.
+#   tools/deps.sh           build and test
+#   tools/deps.sh --bench   also what `make bench` compares shmq with
+#                           (ZeroMQ, hiredis, a Redis server) and plots with
 set -euo pipefail
 pkgs=(gcc make pkg-config liburing-dev libnng-dev libcunit1-dev libisal-dev
 	python3 procps)
+case ${1:-} in
+'') ;;
+--bench) pkgs+=(libzmq3-dev libhiredis-dev redis-server redis-tools
+	gnuplot-nox) ;;
+*)
+	echo "usage: tools/deps.sh [--bench]" >&2
+	exit 2
+	;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

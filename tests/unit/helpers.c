@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -165,6 +167,41 @@ th_topic(
 	 * would stop every producer after one ring without a persister. */
 	c.durability = SHMQ_DURABILITY_VOLATILE;
 	TH_OK(shmq_topic_create(q, name, &c));
+}
+
+static void
+persister_log(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	if (level <= SHMQ_LOG_WARN) {
+		fprintf(stderr, "[persister] %s\n", msg);
+	}
+}
+
+int
+th_persister_main(void *home)
+{
+	shmq_t *q = th_attach_home(home);
+	shmq_persister_t *ps = NULL;
+	if (q == NULL ||
+	    shmq_persister_open(q, persister_log, NULL, NULL, &ps) != 0) {
+		return 2;
+	}
+	for (;;) {
+		if (shmq_persister_poll(ps, 100) < 0) {
+			return 3;
+		}
+	}
+}
+
+void
+th_wait_persister(shmq_t *q, bool alive)
+{
+	int64_t deadline = th_mono_ms() + 5000;
+	while (shmqi_persister_alive(q) != alive && th_mono_ms() < deadline) {
+		sched_yield();
+	}
+	CU_ASSERT_FATAL(shmqi_persister_alive(q) == alive);
 }
 
 void

@@ -32,6 +32,10 @@ void th_topic(
 /* A persistent topic's config: defaults, then a 64 KiB ring, the fsync
  * policy (interval: 20 ms); the caller sets more, then creates. */
 void th_persistent_config(shmq_topic_config_t *c, int fsync);
+/* A persister process (th_fork it with the home's path): polls until
+ * killed, its warnings on stderr; and a wait until one is (not) alive. */
+int th_persister_main(void *home);
+void th_wait_persister(shmq_t *q, bool alive);
 
 /* Attach to an existing instance, as a child process does (reclaim after
  * 50 ms, as th_attach); NULL on failure. */

@@ -17,6 +17,8 @@ extern const struct th_suite suite_codec, suite_ring, suite_api,
 extern const struct th_suite suite_segindex;
 extern const struct th_suite suite_diskfault;
 extern const struct th_suite suite_fsync_policy;
+extern const struct th_suite suite_deadwriter;
+extern const struct th_suite suite_pipeline;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -32,6 +34,8 @@ static const struct th_suite *const suites[] = {
 	&suite_segindex,
 	&suite_diskfault,
 	&suite_fsync_policy,
+	&suite_deadwriter,
+	&suite_pipeline,
 };
 
 /* A test that fails on purpose, run only when named (`shmq-tests

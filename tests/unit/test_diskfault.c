@@ -1007,10 +1007,22 @@ fan_batches(void)
 	return k > 1 ? 5 + (int)(k < 40 ? k : 40) / 4 : 5;
 }
 
+/* The script's ranges are small enough for the persister to write them
+ * in its own thread; the second pass sends every write through the
+ * io_uring pipeline (linked flushes, writes overlapping a flush). */
+static void
+fail_at_n_both_paths(int err, bool persistent, int fsync)
+{
+	fail_at_n(err, persistent, fsync, fan_batches());
+	shmqi_persist_inline_max = 0;
+	fail_at_n(err, persistent, fsync, fan_batches());
+	shmqi_persist_inline_max = SHMQI_PERSIST_INLINE_MAX;
+}
+
 static void
 test_diskfault_eio_once_at_every_step_loses_no_ack(void)
 {
-	fail_at_n(-EIO, false, SHMQ_FSYNC_ALWAYS, fan_batches());
+	fail_at_n_both_paths(-EIO, false, SHMQ_FSYNC_ALWAYS);
 	if (th_soak(1) > 1) {
 		fail_at_n(-EIO, false, SHMQ_FSYNC_INTERVAL, fan_batches());
 		fail_at_n(-ENOSPC, false, SHMQ_FSYNC_NEVER, fan_batches());
@@ -1020,7 +1032,7 @@ test_diskfault_eio_once_at_every_step_loses_no_ack(void)
 static void
 test_diskfault_eio_from_every_step_on_loses_no_ack(void)
 {
-	fail_at_n(-EIO, true, SHMQ_FSYNC_ALWAYS, fan_batches());
+	fail_at_n_both_paths(-EIO, true, SHMQ_FSYNC_ALWAYS);
 	if (th_soak(1) > 1) {
 		fail_at_n(-EIO, true, SHMQ_FSYNC_INTERVAL, fan_batches());
 		fail_at_n(-ENOSPC, true, SHMQ_FSYNC_NEVER, fan_batches());
@@ -1116,10 +1128,7 @@ flush_fails_after_its_write(int fsync)
 	CU_ASSERT_EQUAL(pi.durable, 2 * BATCH);
 	shmq_producer_close(p);
 	CU_ASSERT_EQUAL(stop_child(ctl, pid, false), 0);
-	CU_ASSERT(log_has(ctl, SHMQ_LOG_ERROR,
-	    fsync == SHMQ_FSYNC_ALWAYS ? "t/0: write+fdatasync failed"
-	                               : "t/0: fdatasync failed",
-	    NULL));
+	CU_ASSERT(log_has(ctl, SHMQ_LOG_ERROR, "t/0: fdatasync failed", NULL));
 	snprintf(path, sizeof path, "%s/data/t/0/%020d.log", shmq_home(q), 0);
 	CU_ASSERT(stat(path, &st) == 0 &&
 	    (uint64_t)st.st_size == 3ull * BATCH * (V8K + 56));
@@ -1285,7 +1294,7 @@ short_writes_to_a_pipe(bool sync)
 		{ .iov_base = data + 30001, .iov_len = sizeof data - 30001 },
 	};
 	shmqi_fault_set(LONG_MAX, -EIO, false); /* count, never fire */
-	int rc = shmqi_pio_write(io, fds[1], iov, 2, 0, sync);
+	int rc = shmqi_pio_write(io, fds[1], iov, 2, 0, sync, false);
 	long ops = shmqi_fault_count();
 	shmqi_fault_set(0, 0, false);
 	close(fds[1]);
@@ -1304,7 +1313,7 @@ short_writes_to_a_pipe(bool sync)
  * same) is continued at the right offset, where it fails: the error is
  * returned, and the file holds exactly the bytes that fitted. */
 static void
-short_write_then_efbig(void)
+short_write_then_efbig(bool here)
 {
 	static uint8_t data[8000], back[8000];
 	char path[] = "/tmp/shmq-short-XXXXXX";
@@ -1328,14 +1337,16 @@ short_write_then_efbig(void)
 	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
 	shmqi_fault_set(LONG_MAX, -EIO, false);
 	CU_ASSERT(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-	int rc = shmqi_pio_write(io, fd, iov, 2, 0, true);
+	int rc = shmqi_pio_write(io, fd, iov, 2, 0, true, here);
 	setrlimit(RLIMIT_FSIZE, &old);
 	long ops = shmqi_fault_count();
 	shmqi_fault_set(0, 0, false);
 	signal(SIGXFSZ, was);
 	shmqi_pio_close(io);
 	TH_FAIL(rc, -EFBIG);
-	CU_ASSERT_EQUAL(ops, 4); /* two rounds of write + flush */
+	/* Write + linked flush, then the rest of the write, which fails:
+	 * the flush, cut from the short write, is never issued again. */
+	CU_ASSERT_EQUAL(ops, 3);
 	struct stat st;
 	CU_ASSERT(fstat(fd, &st) == 0 && st.st_size == limit);
 	CU_ASSERT(pread(fd, back, sizeof back, 0) == limit);
@@ -1346,9 +1357,12 @@ short_write_then_efbig(void)
 static void
 test_diskfault_short_writes_are_completed(void)
 {
+	/* A pipe takes no offsets (pwritev: ESPIPE), so the writes in the
+	 * persister's own thread are tested on a file only. */
 	short_writes_to_a_pipe(false);
 	short_writes_to_a_pipe(true);
-	short_write_then_efbig();
+	short_write_then_efbig(false);
+	short_write_then_efbig(true);
 }
 
 /* A reboot loses what only the rings held: the records not

@@ -31,41 +31,6 @@ th_topic_persistent(shmq_t *q, const char *name, int fsync)
 	TH_OK(shmq_topic_create(q, name, &c));
 }
 
-static void
-persister_log(int level, const char *msg, void *arg)
-{
-	(void)arg;
-	if (level <= SHMQ_LOG_WARN) {
-		fprintf(stderr, "[persister] %s\n", msg);
-	}
-}
-
-static int
-persister_main(void *arg)
-{
-	shmq_t *q = th_attach_home(arg);
-	shmq_persister_t *ps = NULL;
-	if (q == NULL ||
-	    shmq_persister_open(q, persister_log, NULL, NULL, &ps) != 0) {
-		return 2;
-	}
-	for (;;) {
-		if (shmq_persister_poll(ps, 100) < 0) {
-			return 3;
-		}
-	}
-}
-
-static void
-wait_persister(shmq_t *q, bool alive)
-{
-	int64_t deadline = th_mono_ms() + 5000;
-	while (shmqi_persister_alive(q) != alive && th_mono_ms() < deadline) {
-		sched_yield();
-	}
-	CU_ASSERT_FATAL(shmqi_persister_alive(q) == alive);
-}
-
 /* Once the persister (started by the caller) runs: a DURABLE
  * producer. */
 static shmq_producer_t *
@@ -73,7 +38,7 @@ durable_producer(shmq_t *q, const char *topic)
 {
 	shmq_producer_options_t po;
 	shmq_producer_t *p = NULL;
-	wait_persister(q, true);
+	th_wait_persister(q, true);
 	shmq_producer_options_init(&po);
 	po.acks = SHMQ_ACKS_DURABLE;
 	TH_OK(shmq_producer_open(q, topic, &po, &p));
@@ -119,6 +84,35 @@ test_persist_second_persister_is_refused_with_the_first_ones_pid(void)
 	th_destroy(q);
 }
 
+/* A topic created while the persister runs is persisted at the next
+ * poll, not at the next periodic scan (a second later): a new topic's
+ * first DURABLE send does not wait for the scan. */
+static void
+test_persist_new_topic_is_picked_up_at_the_next_poll(void)
+{
+	shmq_t *q = th_attach();
+	shmq_persister_t *ps = NULL;
+	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
+	CU_ASSERT_EQUAL(shmq_persister_poll(ps, 0), 0);
+	for (int t = 0; t < 3; t++) {
+		char name[16];
+		snprintf(name, sizeof name, "t%d", t);
+		th_topic_persistent(q, name, SHMQ_FSYNC_ALWAYS);
+		shmq_producer_t *p = th_producer(q, name);
+		for (uint64_t v = 0; v < 10; v++) {
+			shmq_msg_t m = { .value = &v, .value_len = 8 };
+			TH_OK(shmq_send(p, &m));
+		}
+		CU_ASSERT_EQUAL(shmq_persister_poll(ps, 0), 10);
+		shmq_partition_info_t pi;
+		TH_OK(shmq_partition_info(q, name, 0, &pi));
+		CU_ASSERT_EQUAL(pi.durable, 10);
+		shmq_producer_close(p);
+	}
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
 /* kill -9 the persister at random moments while a producer sends with
  * acks DURABLE: every acknowledged record is on disk exactly once, in
  * order.  A send whose durability was not confirmed (the persister
@@ -139,8 +133,8 @@ test_persist_kill_loop_loses_no_durable_ack(void)
 	uint64_t id = 0, nacked = 0;
 
 	for (unsigned round = 0; round < rounds; round++) {
-		pid_t pid = th_fork(persister_main, home);
-		wait_persister(q, true);
+		pid_t pid = th_fork(th_persister_main, home);
+		th_wait_persister(q, true);
 		shmq_producer_t *p = NULL;
 		TH_OK(shmq_producer_open(q, "t", &po, &p));
 		/* Kill it after a random number of sends, from outside the
@@ -166,7 +160,7 @@ test_persist_kill_loop_loses_no_durable_ack(void)
 		kill(pid, SIGKILL);
 		CU_ASSERT(th_wait(pid) == 128 + SIGKILL);
 		shmq_producer_close(p);
-		wait_persister(q, false);
+		th_wait_persister(q, false);
 	}
 	/* A last persister: recover, and write what the ring still has. */
 	shmq_persister_t *ps = NULL;
@@ -292,7 +286,7 @@ test_persist_consumer_reads_old_offsets_from_segments(void)
 	char home[SHMQ_DIR_MAX];
 	snprintf(home, sizeof home, "%s", shmq_home(q));
 	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
-	pid_t pid = th_fork(persister_main, home);
+	pid_t pid = th_fork(th_persister_main, home);
 	shmq_producer_t *p = durable_producer(q, "t");
 	const uint64_t n = 5000; /* 64 bytes each: about five rings */
 	for (uint64_t v = 0; v < n; v++) {
@@ -408,7 +402,7 @@ signalled_persister(void *arg)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_usr1; /* no SA_RESTART: waits see -EINTR */
 	sigaction(SIGUSR1, &sa, NULL);
-	return persister_main(arg);
+	return th_persister_main(arg);
 }
 
 static void
@@ -687,8 +681,8 @@ test_persist_reader_falls_out_of_the_ring_and_back_while_appending(void)
 	snprintf(a.home, sizeof a.home, "%s", shmq_home(q));
 	a.n = 60000;
 	th_topic_persistent(q, "t", SHMQ_FSYNC_NEVER);
-	pid_t ps = th_fork(persister_main, a.home);
-	wait_persister(q, true);
+	pid_t ps = th_fork(th_persister_main, a.home);
+	th_wait_persister(q, true);
 	pid_t pr = th_fork(appender_main, &a);
 	shmq_consumer_t *c = th_reader(q, "t", 0);
 	uint64_t want = 0;
@@ -875,6 +869,8 @@ static CU_TestInfo tests[] = {
 	    test_persist_durable_acks_need_a_persister_and_a_persistent_topic },
 	{ "test_persist_second_persister_is_refused_with_the_first_ones_pid",
 	    test_persist_second_persister_is_refused_with_the_first_ones_pid },
+	{ "test_persist_new_topic_is_picked_up_at_the_next_poll",
+	    test_persist_new_topic_is_picked_up_at_the_next_poll },
 	{ "test_persist_kill_loop_loses_no_durable_ack",
 	    test_persist_kill_loop_loses_no_durable_ack },
 	{ "test_persist_torn_tail_is_cut_at_every_length_and_rewritten",
