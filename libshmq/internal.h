@@ -226,6 +226,8 @@ enum shmqi_point {
 	POINT_MID_COPY, /* key copied, value not */
 	POINT_BEFORE_COMMIT, /* copied, commit word not set */
 	POINT_AFTER_COMMIT, /* committed, watermark not advanced */
+	POINT_PERSIST_RECOVERING, /* a persister opened a partition's ring,
+	                           * its segments not yet recovered */
 	POINT_COUNT
 };
 extern void (*volatile shmqi_test_hook)(int point);

@@ -379,6 +379,14 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	pp->wop.owner = pp->fop.owner = pp;
 	shmqi_idx_init(&pp->sg.ix, 0);
 	int rc = shmqi_ring_open(ps->q, topic, m, id, &pp->r);
+	if (rc == 0) {
+		/* A dead predecessor's sticky error ends here: this
+		 * persister (the only one: it holds the lock) recovers the
+		 * partition now.  A send meanwhile waits for the recovery
+		 * instead of failing; one that fails sets an error again. */
+		atomic_store(&pp->r.hdr->hdr_persist_err, 0);
+		SHMQI_POINT(POINT_PERSIST_RECOVERING);
+	}
 	if (rc == 0 && (rc = shmqi_seg_open(ps->q, topic, id, &pp->sg)) != 0) {
 		/* Producers waiting for space must hear of it (a live
 		 * persister with no error would keep them waiting): the
@@ -418,10 +426,6 @@ part_open(shmq_persister_t *ps, const char *topic, const struct topic_meta *m,
 	if ((rc = align(ps, pp)) != 0) {
 		fail(ps, pp, rc, "recovery");
 	} else if (flush(ps, pp) == 0) {
-		/* A dead predecessor's sticky error ends here: this
-		 * persister (the only one: it holds the lock) has recovered
-		 * and flushed the partition. */
-		atomic_store(&pp->r.hdr->hdr_persist_err, 0);
 		plog(ps, SHMQ_LOG_INFO, "%s/%u: persisting from offset %llu",
 		    topic, id, (unsigned long long)pp->wr_off);
 	}
@@ -441,6 +445,7 @@ part_close(shmq_persister_t *ps, struct ppart *pp)
 	}
 	if (!pp->failed) {
 		(void)shmqi_idx_append(&pp->sg.ix, pp->sg.dirfd, true);
+		idx_report(ps, pp);
 	}
 	shmqi_seg_close(&pp->sg);
 	shmqi_ring_close(&pp->r);

@@ -463,6 +463,45 @@ test_persist_new_persister_clears_a_dead_ones_error(void)
 	th_destroy(q);
 }
 
+/* While a new persister recovers a partition, a dead one's error is
+ * already gone: a DURABLE send in that window waits for the recovery
+ * instead of failing with SHMQ_EFAILED (a recovery that fails sets an
+ * error again, as the test above and diskfault's show). */
+static shmq_t *recovering_q;
+static int32_t recovering_err = 1;
+
+static void
+recovering_hook(int point)
+{
+	shmq_partition_info_t pi;
+	if (point == POINT_PERSIST_RECOVERING &&
+	    shmq_partition_info(recovering_q, "t", 0, &pi) == 0) {
+		recovering_err = pi.persist_err;
+	}
+}
+
+static void
+test_persist_dead_ones_error_is_gone_during_recovery(void)
+{
+	shmq_t *q = th_attach();
+	struct topic_meta m;
+	struct ring r;
+	shmq_persister_t *ps = NULL;
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
+	TH_OK(shmqi_topic_load(q, "t", &m));
+	TH_OK(shmqi_ring_open(q, "t", &m, 0, &r));
+	atomic_store(&r.hdr->hdr_persist_err, -EIO); /* a dead one's */
+	shmqi_ring_close(&r);
+	recovering_q = q;
+	shmqi_test_hook = recovering_hook;
+	int rc = shmq_persister_open(q, NULL, NULL, NULL, &ps);
+	shmqi_test_hook = NULL;
+	TH_OK(rc);
+	CU_ASSERT_EQUAL(recovering_err, 0);
+	shmq_persister_close(ps);
+	th_destroy(q);
+}
+
 /* A partition that cannot be opened (its segment is a directory) does
  * not leak the descriptors the attempt took. */
 static void
@@ -857,6 +896,8 @@ static CU_TestInfo tests[] = {
 	    test_persist_signals_do_not_fail_the_partition },
 	{ "test_persist_new_persister_clears_a_dead_ones_error",
 	    test_persist_new_persister_clears_a_dead_ones_error },
+	{ "test_persist_dead_ones_error_is_gone_during_recovery",
+	    test_persist_dead_ones_error_is_gone_during_recovery },
 	{ "test_persist_failed_partition_open_leaks_no_descriptor",
 	    test_persist_failed_partition_open_leaks_no_descriptor },
 	{ "test_persist_reader_past_aborted_records_continues_in_the_ring",
