@@ -123,11 +123,13 @@ $(REPL): $(REPL_OBJ) $(STATIC)
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIB_LIBS)
 
 # Examples use only shmq.h and link the shared library, as users would.
+# The sqlite_* examples (idempotent consumers) also link SQLite.
+$(B)/bin/examples/sqlite_%: EX_LIBS := -lsqlite3
 $(B)/bin/examples/%: examples/%.c $(SO) $(B)/lib/libshmq.so
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) -o $@ $< \
-		-L$(B)/lib -lshmq \
+		-L$(B)/lib -lshmq $(EX_LIBS) \
 		-Wl,-rpath,'$$ORIGIN/../../lib' $(ALL_LDFLAGS)
 
 # Tests link the static archive and may include internal.h for the

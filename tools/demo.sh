@@ -107,7 +107,7 @@ done
 # under load (that would be correct, but re-deliveries blur the summary).
 tries=0
 while [ "$have_ctl" = 1 ] && [ "$tries" -lt 50 ]; do
-	if "$CTL" group describe "$GROUP" --topic "$TOPIC" 2>/dev/null |
+	if "$CTL" group describe "$GROUP" --topic "$TOPIC" --sample 0 2>/dev/null |
 		grep -q '^MEMBERS *2$'; then
 		break
 	fi

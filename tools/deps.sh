@@ -6,7 +6,7 @@
 #                           (ZeroMQ, hiredis, a Redis server) and plots with
 set -euo pipefail
 pkgs=(gcc make pkg-config liburing-dev libnng-dev libcunit1-dev libisal-dev
-	python3 procps)
+	libsqlite3-dev python3 procps)
 case ${1:-} in
 '') ;;
 --bench) pkgs+=(libzmq3-dev libhiredis-dev redis-server redis-tools

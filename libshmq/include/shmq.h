@@ -570,6 +570,70 @@ SHMQ_API ssize_t shmq_assignment(
 SHMQ_API int shmq_consumer_lag(shmq_consumer_t *c, uint64_t *records);
 
 /* ------------------------------------------------------------------ */
+/* Order with parallelism: records by key to worker threads            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One consumer, N worker threads: records with the same key are
+ * processed in order, by one worker; different keys in parallel; and
+ * the consumer's commit never passes a record that has not finished —
+ * per partition it is the lowest offset not yet processed, so a crash
+ * at any point re-delivers unfinished records (at-least-once) and skips
+ * none.  A record without a key is ordered by its partition.
+ *
+ * The consumer must be a group member without
+ * SHMQ_CONSUMER_AUTO_COMMIT (the facility makes every commit).  The
+ * thread that calls shmq_keyed_poll (the dispatcher) is the only one
+ * that uses the consumer, which must not be used by anyone else
+ * meanwhile; nor may fn call shmq_keyed_* (it would deadlock).  fn runs
+ * on a worker thread with a copy of the record, valid until fn
+ * returns.  fn returning non-zero stops the facility: no record runs
+ * after it (records still queued are not processed), the commit never
+ * passes it, and every later call returns the error.
+ */
+typedef struct shmq_keyed shmq_keyed_t;
+typedef int (*shmq_keyed_fn)(
+    const shmq_record_t *r, void *arg, unsigned worker);
+
+#define SHMQ_KEYED_WORKERS_MAX 256
+#define SHMQ_KEYED_QUEUE_MAX 65536
+
+typedef struct shmq_keyed_options {
+	size_t size; /* set by shmq_keyed_options_init */
+	unsigned workers; /* worker threads (default 4) */
+	unsigned queue; /* records queued per worker (default 256) */
+} shmq_keyed_options_t;
+
+SHMQ_API void shmq_keyed_options_init(shmq_keyed_options_t *opts);
+
+/* Start the workers over consumer c (opts may be NULL).  -EINVAL (also
+ * for a consumer outside a group or with auto-commit), -ENOMEM, or a
+ * pthread_create error. */
+SHMQ_API int shmq_keyed_open(shmq_consumer_t *c,
+    const shmq_keyed_options_t *opts, shmq_keyed_fn fn, void *arg,
+    shmq_keyed_t **k);
+
+/* Read records (waiting up to timeout_ms for the first, as shmq_recv),
+ * hand each to its key's worker, and commit what finished.  A worker
+ * whose queue is full holds the dispatcher up, while commits go on.
+ * While it waits, for a record or for room, it commits every 10 ms (on
+ * a `block` topic the producer may be waiting for that commit); it
+ * never waits past timeout_ms.  Returns the number of records handed
+ * out, or an error: a worker's fn error, or the consumer's (SHMQ_ELAPPED
+ * and the others of shmq_peek). */
+SHMQ_API ssize_t shmq_keyed_poll(shmq_keyed_t *k, int timeout_ms);
+
+/* Wait up to timeout_ms (-1: no limit) until every record handed out
+ * has been processed, and commit.  0, -ETIMEDOUT, or fn's error. */
+SHMQ_API int shmq_keyed_drain(shmq_keyed_t *k, int timeout_ms);
+
+/* Let the workers finish what is queued, commit, stop them and free.
+ * The consumer stays open, sent back (shmq_seek) per partition to the
+ * lowest record not processed, so that whoever reads it next reads
+ * those again.  0 or fn's error. */
+SHMQ_API int shmq_keyed_close(shmq_keyed_t *k);
+
+/* ------------------------------------------------------------------ */
 /* Persistence engine (used by shmq-replicator)                       */
 /* ------------------------------------------------------------------ */
 

@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.bash"
 # committed GROUP TOPIC: the group's committed offsets, "p0 p1 ...".
 committed() {
-	"$CTL" group describe "$1" --topic "$2" --json |
+	"$CTL" group describe "$1" --topic "$2" --json --sample 0 |
 		python3 -c 'import json, sys
 print(" ".join(str(p["committed"]) for p in json.load(sys.stdin)["partitions"]))'
 }
@@ -28,14 +28,14 @@ expect_rc "consume --group app --count 20" 0
 cp "$T/out" "$T/first"
 check "  ... prints 20 records" test "$(wc -l <"$T/first")" -eq 20
 
-run "$CTL" group describe app --topic g
+run "$CTL" group describe app --topic g --sample 0
 expect_rc "group describe" 0
 check "group describe shows the total lag (30)" has_out "^TOTAL-LAG  *30$"
 check "  ... and no live members" has_out "^MEMBERS  *0$"
 check "  ... and a row per partition with - for no owner" \
 	test "$(grep -c '^[01]  .*  -  ' "$T/out")" -eq 2
 
-run "$CTL" group describe app --topic g --json
+run "$CTL" group describe app --topic g --json --sample 0
 check "group describe --json: lag per partition adds up" \
 	python3 - "$T/out" <<'EOF'
 import json, sys
@@ -175,7 +175,7 @@ assert json.load(sys.stdin)["partitions"][0]["new_offset"] == 8' <"$T/out"
 bg=$!
 live=0
 for _ in $(seq 100); do
-	if "$CTL" group describe app --topic g | grep -q '^MEMBERS  *1$'; then
+	if "$CTL" group describe app --topic g --sample 0 | grep -q '^MEMBERS  *1$'; then
 		live=1
 		break
 	fi
@@ -183,7 +183,7 @@ for _ in $(seq 100); do
 done
 check "a running consumer shows as a member" test "$live" -eq 1
 
-run "$CTL" group describe app --topic g
+run "$CTL" group describe app --topic g --sample 0
 check "  ... and as the owner of its partitions" \
 	test "$(grep -c "^[01]  .*  $bg  " "$T/out")" -eq 2
 
@@ -203,7 +203,7 @@ set -e
 bg=
 check "SIGTERM stops consume, which dies of the signal ($bg_rc)" \
 	test "$bg_rc" -eq 143
-run "$CTL" group describe app --topic g
+run "$CTL" group describe app --topic g --sample 0
 check "  ... and leaves the group" has_out "^MEMBERS  *0$"
 
 # --- delete ---------------------------------------------------------------
@@ -213,7 +213,7 @@ expect_rc "group delete" 0
 run "$CTL" group list
 check "  ... removes it from the list" \
 	test "$(cat "$T/out")" = "$(printf 'app\ttm')"
-run "$CTL" group describe app --topic g
+run "$CTL" group describe app --topic g --sample 0
 expect_rc "group describe of a deleted group fails" 1
 run "$CTL" group describe app
 expect_rc "group describe without --topic is a usage error" 2

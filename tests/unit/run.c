@@ -19,6 +19,8 @@ extern const struct th_suite suite_diskfault;
 extern const struct th_suite suite_fsync_policy;
 extern const struct th_suite suite_deadwriter;
 extern const struct th_suite suite_pipeline;
+extern const struct th_suite suite_keyed;
+extern const struct th_suite suite_keyed_edges;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -36,6 +38,8 @@ static const struct th_suite *const suites[] = {
 	&suite_fsync_policy,
 	&suite_deadwriter,
 	&suite_pipeline,
+	&suite_keyed,
+	&suite_keyed_edges,
 };
 
 /* A test that fails on purpose, run only when named (`shmq-tests

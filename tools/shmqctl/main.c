@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "shmqctl.h"
 
 #define COMMON_HELP \
@@ -120,14 +121,24 @@ static const char usage_group_list[] =
     "an array of objects with group and topic.\n" COMMON_HELP;
 
 static const char usage_group_describe[] =
-    "Usage: shmqctl group describe GROUP --topic TOPIC\n"
+    "Usage: shmqctl group describe GROUP --topic TOPIC [--sample MS]\n"
+    "                       [--scan N]\n"
     "\n"
-    "Print the group's members and total lag and, per partition, the\n"
-    "committed offset, the end, the lag, the owner's pid, records read\n"
-    "and records lost to overruns.\n"
+    "Print the group's members and, per partition and in total, the\n"
+    "committed offset, the end and the lag: in records, in bytes (keys\n"
+    "and values) and in seconds (the age of the oldest unconsumed\n"
+    "record); the consumption and production rates and the time to\n"
+    "drain (lag / (consume - produce), or never); the owner's pid,\n"
+    "records read and records lost to overruns.\n"
     "\n"
-    "  -t, --topic TOPIC     the topic the group reads "
-    "(required)\n" COMMON_HELP;
+    "  -t, --topic TOPIC     the topic the group reads (required)\n"
+    "      --sample MS       measure the rates over MS ms: look twice,\n"
+    "                        MS apart (default 1000; 0: one look, no\n"
+    "                        rates and no drain time)\n"
+    "      --scan N          read at most N records per partition to\n"
+    "                        count the lag's bytes; past that, estimate\n"
+    "                        them from the average size (default "
+    "1000000)\n" COMMON_HELP;
 
 static const char usage_group_reset[] =
     "Usage: shmqctl group reset-offsets GROUP --topic TOPIC SPEC\n"
@@ -146,11 +157,51 @@ static const char usage_group_reset[] =
     "...T10:00:00.5+02:00\n"
     "                            (no zone: local time)\n"
     "\n"
-    "New offsets are clamped to the log.\n"
+    "New offsets are clamped to the log.  The plan shows, for each\n"
+    "partition that moves, the records it skips (moving forwards) or\n"
+    "reads again (backwards) and the times of the first and last.\n"
+    "--execute first appends that to the audit log (HOME/audit/\n"
+    "skipped.log; see 'group skipped'), then moves the offsets.\n"
     "\n"
     "  -t, --topic TOPIC     the topic (required)\n"
     "  -p, --partition P     only partition P (default: all)\n"
     "  -x, --execute         apply the plan (default: dry run)\n" COMMON_HELP;
+
+static const char usage_group_skipped[] =
+    "Usage: shmqctl group skipped GROUP [--topic TOPIC]\n"
+    "\n"
+    "List the audit log entries of GROUP, oldest first: per partition\n"
+    "that an executed reset-offsets moved, the entry's ID, when, the\n"
+    "kind (skip: moved forwards; replay: moved backwards; void: the\n"
+    "reset failed before moving it), the offset range [FROM, TO), the\n"
+    "records in it, those already lost then, the times of the first and\n"
+    "last record, and who ran it (uid, pid).  A bad line of the log is\n"
+    "named and skipped (exit status 1).\n"
+    "\n"
+    "  -t, --topic TOPIC     only entries of TOPIC\n" COMMON_HELP;
+
+static const char usage_group_replay[] =
+    "Usage: shmqctl group replay-skipped ID [--to-topic TOPIC]\n"
+    "                       [--to-group GROUP] [--partition P] "
+    "[--partial]\n"
+    "\n"
+    "Bring back the records that audit entry ID skipped (see 'group\n"
+    "skipped').  Give --to-topic, --to-group, or both.\n"
+    "\n"
+    "      --to-topic TOPIC  copy the records, in order, with their "
+    "keys,\n"
+    "                        values and timestamps, into TOPIC (which\n"
+    "                        must exist), by key\n"
+    "      --to-group GROUP  set GROUP's committed offsets: with\n"
+    "                        --to-topic, at the copies (GROUP reads\n"
+    "                        exactly them); alone, at the start of each\n"
+    "                        skipped range of the source topic (GROUP\n"
+    "                        reads on past the range's end)\n"
+    "  -p, --partition P     only the range of partition P\n"
+    "      --partial         if some records are no longer in the log\n"
+    "                        (volatile ring overwritten, segments\n"
+    "                        deleted), replay the rest instead of\n"
+    "                        refusing\n" COMMON_HELP;
 
 static const char usage_group_delete[] =
     "Usage: shmqctl group delete GROUP --topic TOPIC\n"
@@ -191,9 +242,13 @@ static const char usage_main[] =
     "  consume TOPIC [--group G | --partition P] [--from POS] [--count N]\n"
     "                [--timeout-ms MS] [--format text|json] [--print-key]\n"
     "  group list\n"
-    "  group describe GROUP --topic TOPIC\n"
+    "  group describe GROUP --topic TOPIC [--sample MS] [--scan N]\n"
     "  group reset-offsets GROUP --topic TOPIC SPEC [--partition P] "
     "[--execute]\n"
+    "  group skipped GROUP [--topic TOPIC]\n"
+    "  group replay-skipped ID [--to-topic T] [--to-group G] [--partition "
+    "P]\n"
+    "                       [--partial]\n"
     "  group delete GROUP --topic TOPIC\n"
     "  info\n"
     "  status\n"
@@ -216,6 +271,8 @@ static const struct ctl_cmd cmds[] = {
 	{ "group list", usage_group_list, group_list },
 	{ "group describe", usage_group_describe, group_describe },
 	{ "group reset-offsets", usage_group_reset, reset_offsets },
+	{ "group skipped", usage_group_skipped, group_skipped },
+	{ "group replay-skipped", usage_group_replay, group_replay_skipped },
 	{ "group delete", usage_group_delete, group_delete },
 	{ "info", usage_info, info_run },
 	{ "status", usage_status, status_run },

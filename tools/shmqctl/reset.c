@@ -9,13 +9,23 @@
  * a group without live members (the library refuses with -EBUSY
  * otherwise, as Kafka requires an inactive group); members are checked
  * first so that a busy group is refused before any partition moves.
+ *
+ * Every partition that moves is read over the range it moves across
+ * (scan.c): how many records the group skips (forwards) or reads again
+ * (backwards), and the timestamps of the first and last.  The dry run
+ * shows it; --execute writes it to the audit log (audit.c) *before*
+ * the offsets move, so that no skip happens without its record.  If a
+ * move then fails, "void" lines take back the entries of the
+ * partitions that did not move.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../common/json.h"
-#include "shmqctl.h"
+#include "audit.h"
 
 enum reset_spec {
 	SPEC_EARLIEST = 1,
@@ -43,6 +53,7 @@ struct reset {
 	uint64_t offset; /* --to-offset */
 	int64_t shift; /* --shift-by */
 	int64_t ts_ns; /* --to-datetime */
+	const char *spec_arg; /* the spec's argument as given, or NULL */
 	int execute;
 	int dry_run;
 };
@@ -52,6 +63,8 @@ struct plan {
 	int has_current;
 	uint64_t current;
 	uint64_t target;
+	int kind; /* AUDIT_SKIP, AUDIT_REPLAY, or 0: no move */
+	struct scan_result sr; /* the range moved across */
 };
 
 /* One option of reset-offsets: -1 to go on, -2 if it is not its own,
@@ -110,6 +123,7 @@ reset_option(struct reset *rs, const struct ctl_cmd *cmd, int c)
 	}
 	if (c >= OPT_TO_EARLIEST && c <= OPT_TO_DATETIME) {
 		rs->nspecs++;
+		rs->spec_arg = optarg;
 	}
 	return -1;
 }
@@ -283,20 +297,140 @@ reset_plan(
 	return 0;
 }
 
+/* Read the range each moving partition moves across. */
 static int
-reset_apply(
-    struct ctl *ctl, const struct reset *rs, const struct plan *pl, size_t n)
+reset_scan(struct ctl *ctl, const struct reset *rs, struct plan *pl, size_t n)
+{
+	uint64_t lo, hi;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (!pl[i].has_current || pl[i].target == pl[i].current) {
+			continue;
+		}
+		pl[i].kind =
+		    pl[i].target > pl[i].current ? AUDIT_SKIP : AUDIT_REPLAY;
+		lo = pl[i].kind == AUDIT_SKIP ? pl[i].current : pl[i].target;
+		hi = pl[i].kind == AUDIT_SKIP ? pl[i].target : pl[i].current;
+		rc = scan_range(ctl->q, rs->topic, pl[i].partition, lo, hi,
+		    NULL, NULL, &pl[i].sr);
+		if (rc != 0) {
+			return ctl_fail(rc,
+			    "topic %s partition %u: read offsets "
+			    "%llu..%llu",
+			    rs->topic, pl[i].partition, (unsigned long long)lo,
+			    (unsigned long long)hi);
+		}
+		if (pl[i].sr.pending > 0) {
+			ctl_note(
+			    "topic %s partition %u: %llu offsets below %llu "
+			    "were still being written; not counted",
+			    rs->topic, pl[i].partition,
+			    (unsigned long long)pl[i].sr.pending,
+			    (unsigned long long)hi);
+		}
+	}
+	return 0;
+}
+
+static const char *
+reset_spec_name(int spec)
+{
+	switch (spec) {
+	case SPEC_EARLIEST:
+		return "to-earliest";
+	case SPEC_LATEST:
+		return "to-latest";
+	case SPEC_OFFSET:
+		return "to-offset";
+	case SPEC_SHIFT:
+		return "shift-by";
+	default:
+		return "to-datetime";
+	}
+}
+
+/* The audit entry of one partition; kind AUDIT_VOID takes it back. */
+static void
+reset_entry(const struct reset *rs, const struct plan *pl, int kind,
+    struct audit_entry *e)
+{
+	struct timespec now;
+
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	snprintf(e->group, sizeof(e->group), "%s", rs->group);
+	snprintf(e->topic, sizeof(e->topic), "%s", rs->topic);
+	e->partition = pl->partition;
+	e->from = pl->kind == AUDIT_SKIP ? pl->current : pl->target;
+	e->to = pl->kind == AUDIT_SKIP ? pl->target : pl->current;
+	e->sr = pl->sr;
+	clock_gettime(CLOCK_REALTIME, &now);
+	e->time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	e->uid = (uint32_t)getuid();
+	e->pid = (int32_t)getpid();
+	snprintf(e->spec, sizeof(e->spec), "%s%s%s", reset_spec_name(rs->spec),
+	    rs->spec_arg != NULL ? " " : "",
+	    rs->spec_arg != NULL ? rs->spec_arg : "");
+}
+
+/* Append an entry of `kind` for every moving plan from pl[first] on.
+ * *id: 0 for a new one (then set), or the id the entries keep. */
+static int
+reset_audit(struct ctl *ctl, const struct reset *rs, const struct plan *pl,
+    size_t n, size_t first, int kind, uint64_t *id, char *path, size_t cap)
+{
+	struct audit_entry *e;
+	size_t i, k = 0;
+	int rc;
+
+	if ((e = calloc(n, sizeof(*e))) == NULL) {
+		return -ENOMEM;
+	}
+	for (i = first; i < n; i++) {
+		if (pl[i].kind != 0) {
+			reset_entry(
+			    rs, &pl[i], kind ? kind : pl[i].kind, &e[k++]);
+		}
+	}
+	rc = k > 0 ? audit_append(ctl, e, k, id, path, cap) : 0;
+	free(e);
+	return rc;
+}
+
+static int
+reset_fail(int rc, const struct reset *rs)
+{
+	ctl_fail(
+	    rc, "group reset-offsets %s on topic %s", rs->group, rs->topic);
+	group_hint(rc, rs->group, rs->topic);
+	return CTL_EXIT_FAIL;
+}
+
+/* Record, then move.  *id is the audit entry's (0: nothing moved). */
+static int
+reset_apply(struct ctl *ctl, const struct reset *rs, const struct plan *pl,
+    size_t n, uint64_t *id, char *path, size_t cap)
 {
 	uint32_t members = 0;
 	size_t i;
 	int rc;
 
+	*id = 0;
 	rc = shmq_group_members(ctl->q, rs->group, rs->topic, &members);
 	if (rc == -ENOENT) {
 		/* No group state yet: setting an offset may create it. */
 		rc = 0;
 	} else if (rc == 0 && members > 0) {
 		rc = -EBUSY;
+	}
+	if (rc != 0) {
+		return reset_fail(rc, rs);
+	}
+	rc = reset_audit(ctl, rs, pl, n, 0, 0, id, path, cap);
+	if (rc != 0) {
+		return ctl_fail(rc, "audit log %s: nothing was reset", path);
 	}
 	for (i = 0; rc == 0 && i < n; i++) {
 		rc = shmq_group_set_offset(ctl->q, rs->group, rs->topic,
@@ -305,14 +439,51 @@ reset_apply(
 	if (rc == 0) {
 		return 0;
 	}
-	ctl_fail(
-	    rc, "group reset-offsets %s on topic %s", rs->group, rs->topic);
-	group_hint(rc, rs->group, rs->topic);
+	reset_fail(rc, rs);
+	/* pl[i - 1] failed: it and the rest did not move. */
+	if (*id != 0 &&
+	    (rc = reset_audit(
+	         ctl, rs, pl, n, i - 1, AUDIT_VOID, id, path, cap)) != 0) {
+		ctl_fail(rc,
+		    "audit log %s: entry %llu names partitions that did not "
+		    "move, from partition %u on",
+		    path, (unsigned long long)*id, pl[i - 1].partition);
+	}
 	return CTL_EXIT_FAIL;
 }
 
 static void
-reset_print_json(const struct reset *rs, const struct plan *pl, size_t n)
+reset_json_range(struct json *j, const struct plan *pl)
+{
+	json_key(j, "change");
+	if (pl->kind == 0) {
+		json_null(j);
+		return;
+	}
+	json_str(j, audit_kind_name(pl->kind));
+	json_kuint(
+	    j, "from", pl->kind == AUDIT_SKIP ? pl->current : pl->target);
+	json_kuint(j, "to", pl->kind == AUDIT_SKIP ? pl->target : pl->current);
+	json_kuint(j, "records", pl->sr.records);
+	json_kuint(j, "lost", pl->sr.lost);
+	json_kuint(j, "pending", pl->sr.pending);
+	json_key(j, "first_timestamp");
+	if (pl->sr.has_times) {
+		json_int(j, pl->sr.first_ts);
+	} else {
+		json_null(j);
+	}
+	json_key(j, "last_timestamp");
+	if (pl->sr.has_times) {
+		json_int(j, pl->sr.last_ts);
+	} else {
+		json_null(j);
+	}
+}
+
+static void
+reset_print_json(
+    const struct reset *rs, const struct plan *pl, size_t n, uint64_t id)
 {
 	struct json j;
 	size_t i;
@@ -323,6 +494,12 @@ reset_print_json(const struct reset *rs, const struct plan *pl, size_t n)
 	json_kstr(&j, "topic", rs->topic);
 	json_key(&j, "executed");
 	json_bool(&j, rs->execute);
+	json_key(&j, "audit_id");
+	if (id != 0) {
+		json_uint(&j, id);
+	} else {
+		json_null(&j);
+	}
 	json_key(&j, "partitions");
 	json_begin_array(&j);
 	for (i = 0; i < n; i++) {
@@ -335,19 +512,67 @@ reset_print_json(const struct reset *rs, const struct plan *pl, size_t n)
 			json_null(&j);
 		}
 		json_kuint(&j, "new_offset", pl[i].target);
+		reset_json_range(&j, &pl[i]);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
 	json_end_object(&j);
 }
 
+/* The ranges the moving partitions skip or read again. */
 static int
-reset_print_text(const struct reset *rs, const struct plan *pl, size_t n)
+reset_print_ranges(const struct plan *pl, size_t n)
+{
+	static const char *const headers[] = { "PARTITION", "CHANGE", "FROM",
+		"TO", "RECORDS", "LOST", "FIRST-RECORD", "LAST-RECORD" };
+	char t1[48], t2[48];
+	struct table *t;
+	size_t i;
+	int rc;
+
+	t = table_new(8, headers);
+	if (t == NULL) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		const struct plan *p = &pl[i];
+
+		if (p->kind == 0) {
+			continue;
+		}
+		table_cell(t, "%u", p->partition);
+		table_cell(t, "%s", audit_kind_name(p->kind));
+		table_cell(t, "%llu",
+		    (unsigned long long)(p->kind == AUDIT_SKIP ? p->current
+		                                               : p->target));
+		table_cell(t, "%llu",
+		    (unsigned long long)(p->kind == AUDIT_SKIP ? p->target
+		                                               : p->current));
+		table_cell(t, "%llu", (unsigned long long)p->sr.records);
+		table_cell(t, "%llu", (unsigned long long)p->sr.lost);
+		table_cell(t, "%s",
+		    p->sr.has_times
+		        ? audit_fmt_time(t1, sizeof(t1), p->sr.first_ts)
+		        : "-");
+		table_cell(t, "%s",
+		    p->sr.has_times
+		        ? audit_fmt_time(t2, sizeof(t2), p->sr.last_ts)
+		        : "-");
+	}
+	putchar('\n');
+	rc = table_print(t, stdout);
+	table_free(t);
+	return rc;
+}
+
+static int
+reset_print_text(const struct reset *rs, const struct plan *pl, size_t n,
+    uint64_t id, const char *path)
 {
 	static const char *const headers[] = { "PARTITION", "COMMITTED",
 		"NEW-OFFSET" };
 	struct table *t;
-	size_t i;
+	size_t i, moved = 0;
 	int rc;
 
 	printf("GROUP  %s\nTOPIC  %s\n\n", rs->group, rs->topic);
@@ -364,9 +589,17 @@ reset_print_text(const struct reset *rs, const struct plan *pl, size_t n)
 			table_cell(t, "-");
 		}
 		table_cell(t, "%llu", (unsigned long long)pl[i].target);
+		moved += pl[i].kind != 0;
 	}
 	rc = table_print(t, stdout);
 	table_free(t);
+	if (rc == 0 && moved > 0) {
+		rc = reset_print_ranges(pl, n);
+	}
+	if (rc == 0 && id != 0) {
+		printf("\nAUDIT  entry %llu in %s\n", (unsigned long long)id,
+		    path);
+	}
 	return rc;
 }
 
@@ -376,6 +609,8 @@ reset_offsets(
 {
 	struct reset rs;
 	struct plan *plans = NULL;
+	char path[PATH_MAX] = "";
+	uint64_t id = 0;
 	size_t n = 0;
 	int rc;
 
@@ -388,13 +623,16 @@ reset_offsets(
 		return rc;
 	}
 	rc = reset_plan(ctl, &rs, &plans, &n);
+	if (rc == 0) {
+		rc = reset_scan(ctl, &rs, plans, n);
+	}
 	if (rc == 0 && rs.execute) {
-		rc = reset_apply(ctl, &rs, plans, n);
+		rc = reset_apply(ctl, &rs, plans, n, &id, path, sizeof(path));
 	}
 	if (rc == 0) {
 		if (ctl->json) {
-			reset_print_json(&rs, plans, n);
-		} else if (reset_print_text(&rs, plans, n) != 0) {
+			reset_print_json(&rs, plans, n, id);
+		} else if (reset_print_text(&rs, plans, n, id, path) != 0) {
 			rc = ctl_fail(-ENOMEM, "group reset-offsets");
 		}
 	}
