@@ -125,7 +125,8 @@ $(REPL): $(REPL_OBJ) $(STATIC)
 # Examples use only shmq.h and link the shared library, as users would.
 # The sqlite_* examples (idempotent consumers) also link SQLite.
 $(B)/bin/examples/sqlite_%: EX_LIBS := -lsqlite3
-$(B)/bin/examples/%: examples/%.c $(SO) $(B)/lib/libshmq.so
+$(B)/bin/examples/%: examples/%.c $(wildcard examples/*.h) $(SO) \
+		$(B)/lib/libshmq.so
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(filter-out -MMD -MP,$(BASE_CFLAGS)) $(CFLAGS) -o $@ $< \
@@ -210,7 +211,7 @@ uninstall:
 		s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
 
 FORMAT_SRC = $(wildcard libshmq/*.c libshmq/*.h libshmq/include/*.h \
-	tools/*/*.c tools/*/*.h examples/*.c tests/unit/*.c tests/unit/*.h \
+	tools/*/*.c tools/*/*.h examples/*.c examples/*.h tests/unit/*.c tests/unit/*.h \
 	bench/*.c bench/qbench/*.c bench/qbench/*.h replicator/*.c \
 	replicator/*.h)
 format:

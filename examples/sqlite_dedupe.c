@@ -58,6 +58,8 @@
 #include <shmq.h>
 #include <sqlite3.h>
 
+#include "sqlite_db.h"
+
 /* Records per transaction: with synchronous=FULL each commit waits for
  * the disk, so the batch is what amortises the flush. */
 #define BATCH_DEFAULT 64
@@ -65,8 +67,6 @@
 /* Bytes of key + value one record may have in this example. */
 #define RECORD_MAX 1024
 /* How long a member waits for another's write lock. */
-#define BUSY_TIMEOUT_MS 10000
-#define BUSY_RETRY_MS 10
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS accounts("
@@ -125,75 +125,23 @@ fail_db(struct app *a, const char *what)
 
 /* ---- the database ------------------------------------------------------ */
 
-/* Run sql, and again while SQLITE_BUSY, for up to BUSY_TIMEOUT_MS.  The
- * busy handler does not cover everything: SQLite returns SQLITE_BUSY at
- * once where waiting could deadlock, and setting the journal mode while
- * another member opens the file (or recovers the WAL of a killed one) is
- * such a place. */
-static int
-exec_busy(sqlite3 *db, const char *sql)
-{
-	int rc, waited = 0;
-	while ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) == SQLITE_BUSY &&
-	    waited < BUSY_TIMEOUT_MS) {
-		sqlite3_sleep(BUSY_RETRY_MS);
-		waited += BUSY_RETRY_MS;
-	}
-	return rc;
-}
-
 static int
 db_open(struct app *a, const char *path)
 {
-	int rc = sqlite3_open_v2(
-	    path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		return fail_db(a, path);
-	}
-	/* Members of the group share the file and take turns writing. */
-	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
 	/* FULL: COMMIT returns once the transaction is on stable storage,
 	 * so the group commit that follows never passes a transaction a
-	 * power loss could take back.  The schema is made under the write
-	 * lock so members starting together do not race. */
-	rc = exec_busy(
-	    a->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
-	if (rc != SQLITE_OK) {
-		return fail_db(a, "setting WAL mode");
-	}
-	rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(a->db, SCHEMA, NULL, NULL, NULL);
-	}
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
-	}
-	if (rc != SQLITE_OK) {
-		return fail_db(a, "creating the tables");
-	}
-	for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++) {
-		rc = sqlite3_prepare_v3(a->db, SQL[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &a->st[i], NULL);
-	}
-	return rc == SQLITE_OK ? 0 : fail_db(a, "preparing statements");
+	 * power loss could take back. */
+	const char *what;
+	int rc = sqlite_db_open(&a->db, path,
+	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", SCHEMA,
+	    SQL, a->st, ST_COUNT, &what);
+	return rc == SQLITE_OK ? 0 : fail_db(a, what);
 }
 
 static void
 db_close(struct app *a)
 {
-	for (int i = 0; i < ST_COUNT; i++) {
-		sqlite3_finalize(a->st[i]);
-	}
-	sqlite3_close(a->db);
-}
-
-/* Run a bound INSERT, then make the statement ready for the next use. */
-static int
-db_run(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	sqlite_db_close(a->db, a->st, ST_COUNT);
 }
 
 /* ---- applying records -------------------------------------------------- */

@@ -82,6 +82,8 @@
 #include <shmq.h>
 #include <sqlite3.h>
 
+#include "sqlite_db.h"
+
 /* Records per transaction: one commit per record would make the commit
  * (a WAL append) the cost of every record. */
 #define BATCH_DEFAULT 64
@@ -93,8 +95,6 @@
 /* Look at the assignment at least this often while waiting. */
 #define SYNC_MS 100
 /* How long a member waits for another's write lock. */
-#define BUSY_TIMEOUT_MS 10000
-#define BUSY_RETRY_MS 10
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS accounts("
@@ -175,74 +175,22 @@ fail_db(struct app *a, const char *what)
 
 /* ---- the database ------------------------------------------------------ */
 
-/* Run sql, and again while SQLITE_BUSY, for up to BUSY_TIMEOUT_MS.  The
- * busy handler does not cover everything: SQLite returns SQLITE_BUSY at
- * once where waiting could deadlock, and setting the journal mode while
- * another member opens the file (or recovers the WAL of a killed one) is
- * such a place. */
-static int
-exec_busy(sqlite3 *db, const char *sql)
-{
-	int rc, waited = 0;
-	while ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) == SQLITE_BUSY &&
-	    waited < BUSY_TIMEOUT_MS) {
-		sqlite3_sleep(BUSY_RETRY_MS);
-		waited += BUSY_RETRY_MS;
-	}
-	return rc;
-}
-
 static int
 db_open(struct app *a, const char *path)
 {
-	int rc = sqlite3_open_v2(
-	    path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-	if (rc != SQLITE_OK) {
-		return fail_db(a, path);
-	}
-	/* Members of the group share the file and take turns writing. */
-	sqlite3_busy_timeout(a->db, BUSY_TIMEOUT_MS);
 	/* WAL: a transaction is committed by one append, and readers do not
-	 * block the writer.  The schema is made under the write lock so
-	 * members starting together do not race. */
-	rc = exec_busy(
-	    a->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-	if (rc != SQLITE_OK) {
-		return fail_db(a, "setting WAL mode");
-	}
-	rc = sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(a->db, SCHEMA, NULL, NULL, NULL);
-	}
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL);
-	}
-	if (rc != SQLITE_OK) {
-		return fail_db(a, "creating the tables");
-	}
-	for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++) {
-		rc = sqlite3_prepare_v3(a->db, SQL[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &a->st[i], NULL);
-	}
-	return rc == SQLITE_OK ? 0 : fail_db(a, "preparing statements");
+	 * block the writer. */
+	const char *what;
+	int rc = sqlite_db_open(&a->db, path,
+	    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", SCHEMA,
+	    SQL, a->st, ST_COUNT, &what);
+	return rc == SQLITE_OK ? 0 : fail_db(a, what);
 }
 
 static void
 db_close(struct app *a)
 {
-	for (int i = 0; i < ST_COUNT; i++) {
-		sqlite3_finalize(a->st[i]);
-	}
-	sqlite3_close(a->db);
-}
-
-/* Run a bound INSERT, then make the statement ready for the next use. */
-static int
-db_run(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	sqlite_db_close(a->db, a->st, ST_COUNT);
 }
 
 /* The stored offset of partition p: *stored says whether there is one. */
