@@ -187,12 +187,9 @@ rv_hand_out(shmq_keyed_t *k, uint64_t n)
 	CU_ASSERT_FATAL(handed >= n);
 }
 
-/* 1. "fn returning non-zero stops the facility" and "records with the
- * same key are processed in order": after fn fails on a record, later
- * records of the SAME key must not be processed (they would be applied
- * before the failed one, which is re-delivered after a restart).  They
- * are: workers keep draining their queues and the dispatcher keeps
- * dispatching for the rest of the poll. */
+/* 1. fn fails on a record: no later record of the same key runs (it
+ * would be applied before the failed one, which is read again after a
+ * restart): workers run nothing once an error stopped the facility. */
 static void
 test_keyed_fn_error_stops_later_records_of_the_same_key(void)
 {
@@ -217,10 +214,9 @@ test_keyed_fn_error_stops_later_records_of_the_same_key(void)
 	th_destroy(q);
 }
 
-/* 2. shmq_keyed_poll(k, 0) must not block ("never past timeout_ms").
- * One slow record on worker 0, every other record on worker 1: once
- * the partition's tracking FIFO (4*N*(depth+1)+2 entries) is full,
- * track() waits for the slow record with no regard to timeout_ms. */
+/* 2. shmq_keyed_poll(k, 0) never blocks, also when a slow record has
+ * filled its partition's FIFO (one slow record on worker 0, every other
+ * record on worker 1): the record stays pending for the next call. */
 struct rv_release_after {
 	_Atomic bool *flag;
 	int ms;
@@ -279,9 +275,9 @@ test_keyed_poll_timeout0_returns_on_a_full_partition_fifo(void)
 	th_destroy(q);
 }
 
-/* 2b. The same after a seek back between polls (ARCHITECTURE.md names
- * it): track() calls wait_idle(k, -1) for all work in flight, however
- * small timeout_ms is. */
+/* 2b. The same after a seek back between polls: the partition's records
+ * in flight must finish before its FIFO starts over, and poll(k, 0)
+ * returns at once instead of waiting for them. */
 static void
 test_keyed_poll_timeout0_returns_after_a_seek_back(void)
 {
@@ -313,11 +309,9 @@ test_keyed_poll_timeout0_returns_after_a_seek_back(void)
 	th_destroy(q);
 }
 
-/* 3. Finished work is committed only when a poll returns: while the
- * dispatcher waits in shmq_recv (timeout_ms, -1 = forever) nothing is
- * committed.  On a `block` topic the producers wait for that commit
- * (the group's gate), so the dispatcher waits for a record the producer
- * cannot write: a stall of timeout_ms per round, forever with -1. */
+/* 3. On a `block` topic the producer waits for the group's commit
+ * (its gate): finished work is committed while the dispatcher waits
+ * for a record, every slice, not only when poll returns. */
 struct rv_slow {
 	_Atomic unsigned processed;
 };
@@ -421,10 +415,9 @@ test_keyed_block_topic_commits_while_poll_waits(void)
 	th_destroy(q);
 }
 
-/* 4. A standalone consumer (shmq_assign) is accepted by shmq_keyed_open,
- * but every commit fails with -EINVAL: poll returns -EINVAL after
- * handing records out (the count is lost), and a record read while its
- * partition FIFO is full is dropped unprocessed (track's retire error). */
+/* 4. A standalone consumer (shmq_assign) has no group commit, so
+ * shmq_keyed_open refuses it (-EINVAL); accepting it and processing every
+ * record would do too. */
 static void
 test_keyed_standalone_consumer_is_refused(void)
 {
@@ -454,10 +447,10 @@ test_keyed_standalone_consumer_is_refused(void)
 	th_destroy(q);
 }
 
-/* 5. A consumer opened with SHMQ_CONSUMER_AUTO_COMMIT is accepted, and
- * its own commits (every shmq_recv commits what the previous returned)
- * pass records still running: the "never commits unfinished work"
- * guarantee is gone without a word. */
+/* 5. A consumer with SHMQ_CONSUMER_AUTO_COMMIT would commit past
+ * records still running (every shmq_recv commits what the previous one
+ * returned): shmq_keyed_open refuses it, or the commit must stay below
+ * the running record. */
 static void
 test_keyed_auto_commit_consumer_is_refused(void)
 {
@@ -500,13 +493,9 @@ test_keyed_auto_commit_consumer_is_refused(void)
 	th_destroy(q);
 }
 
-/* 6. A partition rebalanced away (our commit refused: revoked) and
- * given back while one of our old records still runs: the new records
- * are appended behind it, `revoked` stays set, and once all is done
- * nothing is ever committed for it again until a record arrives while
- * the FIFO happens to be empty.  drain returns 0 with the commit behind
- * work that finished (on a `block` topic the producers then wait
- * forever). */
+/* 6. A partition rebalanced away (our commit refused) and given back
+ * while one of our old records still runs: once everything is done the
+ * partition is committed again, to its end. */
 static void
 test_keyed_partition_given_back_commits_again(void)
 {
@@ -549,12 +538,11 @@ test_keyed_partition_given_back_commits_again(void)
 	TH_OK(shmq_consumer_commit(b));
 	CU_ASSERT_EQUAL_FATAL(rv_committed(q, 1), 20);
 
-	/* Record 2 ends: A's commit of 5 is refused (revoked). */
+	/* Record 2 ends: A's commit past it (to 5) may be refused. */
 	atomic_store(&h->release[0], true);
 	while (!atomic_load(&h->finished[0]) && th_mono_ms() < dl) {
 		rv_sleep_ms(1);
 	}
-	rv_sleep_ms(50);
 	CU_ASSERT(shmq_keyed_poll(k, 10) >= 0);
 
 	/* More records; B leaves; A gets partition 1 back from 20 while
@@ -578,11 +566,10 @@ test_keyed_partition_given_back_commits_again(void)
 	th_destroy(q);
 }
 
-/* 7. The consumer "stays open" after shmq_keyed_close, but its position
- * is past records that were never processed (the failed one, a pending
- * one, what was dispatched after the error).  A new shmq_keyed on the
- * same consumer (to recover from the error) starts from that position
- * and commits past them: records skipped without any error. */
+/* 7. After shmq_keyed_close the consumer stays open, sent back to the
+ * lowest record not processed: a new keyed facility on it (recovering
+ * from an fn error) processes the failed record instead of committing
+ * past it. */
 static void
 test_keyed_reusing_the_consumer_after_close_skips_nothing(void)
 {
