@@ -108,6 +108,7 @@ part_start(shmq_consumer_t *c, struct cpart *cp, uint64_t off)
 	cp->next_off = off;
 	cp->returned_any = false;
 	cp->stuck_pos = UINT64_MAX;
+	cp->from_commit = false;
 	(void)c;
 }
 
@@ -374,6 +375,22 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 	    (rc = shmqi_ring_check(r)) != 0) {
 		return rc;
 	}
+	if (!cp->pos_valid && cp->from_commit) {
+		cp->from_commit = false;
+		/* The group's committed offset is no longer in the log: the
+		 * group had no live member while the ring moved on (nothing
+		 * holds producers for it then), or retention deleted it.
+		 * Under EARLIEST the records in between are lost: say so,
+		 * with the count, as for a lap, rather than reset quietly.
+		 * (LATEST and ERROR say what they do already.) */
+		if (c->reset == SHMQ_RESET_EARLIEST &&
+		    cp->next_off < log_start(c, cp->id)) {
+			rc = part_lapped(c, cp, rec);
+			if (rc != LAPPED_NOTHING_LOST) {
+				return rc;
+			}
+		}
+	}
 	if (!cp->pos_valid && (rc = part_resolve(c, cp)) != 0) {
 		return rc == -EAGAIN ? 0 : rc;
 	}
@@ -469,6 +486,7 @@ part_peek_once(shmq_consumer_t *c, struct cpart *cp, shmq_record_t *rec,
 		rec->offset = off;
 		rec->timestamp = ts;
 		rec->lost = 0;
+		shmqi_rec_identity(rh, rec);
 		*ext_out = ext;
 		cp->peek_lap = lap;
 		return 1;
@@ -594,16 +612,103 @@ on_release(uint32_t part, void *arg)
 	cp->active = false;
 }
 
+/*
+ * The topic grew (shmq_topic_add_partitions): open the new partitions'
+ * rings and, for a group member, bring the group's table to the new
+ * count (the admin normally did; a member that sees the count first does
+ * it itself), with this group's gate on each new ring.  All or nothing:
+ * on an error the handle is as it was, and the next look tries again.
+ * The arrays move (realloc): callers hold no pointer into them across
+ * this call.
+ */
+static int
+consumer_grow(shmq_consumer_t *c)
+{
+	struct topic_meta m;
+	int rc = shmqi_topic_load(c->q, c->topic, &m);
+	if (rc != 0 || m.id != c->meta.id) {
+		/* Deleted: the rings say so at the next read. */
+		return rc == -ENOENT || rc == 0 ? 0 : rc;
+	}
+	uint32_t old = c->nparts, P = m.partitions, n = old;
+	if (P <= old) {
+		return 0;
+	}
+	/* The fork handler walks rings[0, nparts): no fork meanwhile. */
+	shmqi_fork_guard_enter();
+	struct ring *rings = realloc(c->rings, P * sizeof *rings);
+	if (rings != NULL) {
+		c->rings = rings;
+	}
+	struct cpart *parts = realloc(c->parts, P * sizeof *parts);
+	if (parts != NULL) {
+		c->parts = parts;
+	}
+	rc = rings == NULL || parts == NULL ? -ENOMEM : 0;
+	for (; rc == 0 && n < P; n++) {
+		memset(&c->parts[n], 0, sizeof c->parts[n]);
+		c->parts[n].id = n;
+		if ((rc = shmqi_ring_open(
+		         c->q, c->topic, &m, n, &c->rings[n])) != 0) {
+			break;
+		}
+		rc = shmqi_ring_claim_client(&c->rings[n], CLIENT_CONSUMER);
+	}
+	if (rc == 0 && c->in_group) {
+		rc = shmqi_group_grow(&c->group, P);
+		for (uint32_t i = old; rc == 0 && i < P &&
+		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
+		     i++) {
+			rc = shmqi_group_gate(&c->group, &c->rings[i], i);
+		}
+		if (rc != 0 && c->group.partitions > old) {
+			/* Keep the mapping (map_len says how long), but
+			 * rebalance over what we can read. */
+			c->group.partitions = old;
+		}
+	}
+	if (rc == 0) {
+		c->nparts = P;
+		c->meta.partitions = P;
+	} else {
+		/* Closing drops the client slots and gate locks taken. */
+		for (uint32_t i = old; i < n; i++) {
+			shmqi_ring_close(&c->rings[i]);
+		}
+	}
+	shmqi_fork_guard_exit();
+	return rc;
+}
+
+/* Has the topic grown past this member's view?  The group's count is
+ * raised by whoever grew the table; ring 0's word by the admin (a table
+ * the admin could not grow is grown by the member that sees it). */
+static bool
+group_grown(const shmq_consumer_t *c)
+{
+	/* Acquire pairs with the release stores in shmqi_group_grow and in
+	 * announce_ring (topic.c). */
+	return atomic_load_explicit(&c->group.hdr->g_partitions,
+	           memory_order_acquire) > c->group.partitions ||
+	    atomic_load_explicit(&c->rings[0].hdr->hdr_partitions,
+	        memory_order_acquire) > c->nparts;
+}
+
 /* Act on membership changes and on members that died. */
 static int
 group_sync_slow(shmq_consumer_t *c, uint32_t gen)
 {
-	struct grp_hdr *g = c->group.hdr;
 	int64_t now = shmqi_mono_ns();
+	int rc;
 	if (gen == c->group_gen && now < c->next_liveness_ns) {
 		return 0;
 	}
-	int rc = shmqi_group_rebalance(&c->group, on_release, c);
+	/* Before the rebalance, so that it counts the new partitions. */
+	if (group_grown(c) && (rc = consumer_grow(c)) != 0) {
+		return rc;
+	}
+	struct grp_hdr *g = c->group.hdr; /* remapped by a growth */
+	rc = shmqi_group_rebalance(&c->group, on_release, c);
 	if (rc != 0) {
 		return rc;
 	}
@@ -619,6 +724,7 @@ group_sync_slow(shmq_consumer_t *c, uint32_t gen)
 			uint64_t off = atomic_load_explicit(
 			    &g->g_parts[i].gp_committed, memory_order_acquire);
 			part_start(c, cp, off == GP_NONE ? NEED_RESET : off);
+			cp->from_commit = off != GP_NONE;
 			cp->commit_off = off;
 		} else if (!mine && cp->active) {
 			disk_close(cp);
@@ -968,6 +1074,14 @@ join_group(shmq_consumer_t *c, const char *name)
 	for (int attempt = 0; attempt < 2 && rc == SHMQ_EDELETED; attempt++) {
 		rc = shmqi_group_open(
 		    c->q, name, c->topic, &c->meta, true, &c->group);
+		if (rc == 0 && c->group.partitions < c->nparts) {
+			/* Made before the topic grew, not grown yet. */
+			rc = shmqi_group_grow(&c->group, c->nparts);
+			if (rc != 0) {
+				shmqi_group_close(&c->group);
+				return rc;
+			}
+		}
 		for (uint32_t i = 0; rc == 0 && i < c->nparts &&
 		     c->meta.overflow == SHMQ_OVERFLOW_BLOCK;
 		     i++) {
@@ -1126,7 +1240,14 @@ shmq_assign(shmq_consumer_t *c, const uint32_t *parts, size_t n)
 	}
 	for (size_t k = 0; k < n; k++) {
 		if (parts[k] >= c->nparts) {
-			return -EINVAL;
+			/* A partition added since the open? */
+			int rc = consumer_grow(c);
+			if (rc != 0) {
+				return rc;
+			}
+			if (parts[k] >= c->nparts) {
+				return -EINVAL;
+			}
 		}
 	}
 	c->borrowed = false;

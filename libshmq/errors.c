@@ -23,6 +23,15 @@ static const struct {
 	{ SHMQ_EDELETED, "topic was deleted" },
 	{ SHMQ_ENOTOWNER, "partition not owned by this group member" },
 	{ SHMQ_ESTALE, "borrowed record was overwritten" },
+	{ SHMQ_EFENCED,
+	    "idempotent producer fenced: a newer instance opened with the "
+	    "same producer name" },
+	{ SHMQ_ESEQUENCE,
+	    "sequence out of order: beyond the next one expected for the "
+	    "partition" },
+	{ SHMQ_EDUPLICATE,
+	    "sequence already appended (too old to report its offset); "
+	    "nothing appended" },
 };
 
 const char *

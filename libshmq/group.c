@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -162,8 +163,17 @@ group_map(const shmq_t *q, const struct topic_meta *m, const char *path,
 	    atomic_load_explicit(&h->g_version, memory_order_acquire);
 	uint64_t magic = h->g_magic, inst = h->g_instance_id;
 	uint64_t tid = h->g_topic_id;
-	uint32_t layout = h->g_layout, parts = h->g_partitions;
+	/* Acquire pairs with the release in shmqi_group_grow, which
+	 * extends the file first: a count read here fits the file's size
+	 * as looked at after it. */
+	uint32_t layout = h->g_layout,
+	         parts = atomic_load_explicit(
+	             &h->g_partitions, memory_order_acquire);
 	shmqi_unmap(map, sizeof(struct grp_hdr));
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > size) {
+		size = (uint64_t)st.st_size; /* grown since the open */
+	}
 	if (magic != GROUP_MAGIC || version == 0) {
 		rc = SHMQ_ECORRUPT;
 		goto fail;
@@ -176,17 +186,22 @@ group_map(const shmq_t *q, const struct topic_meta *m, const char *path,
 		rc = GROUP_STALE;
 		goto fail;
 	}
-	if (parts != m->partitions || size < group_size(parts)) {
+	if (parts == 0 || parts > SHMQ_PARTITIONS_MAX ||
+	    size < group_size(parts)) {
 		rc = SHMQ_ECORRUPT;
 		goto fail;
 	}
-	if ((rc = shmqi_map(fd, group_size(parts), &map)) != 0) {
+	/* The table may be ahead of the caller's metadata (the topic grew
+	 * since it was read) or behind it (not grown yet: the caller grows
+	 * it, shmqi_group_grow).  The mapping covers what both know of. */
+	uint32_t view = parts < m->partitions ? parts : m->partitions;
+	if ((rc = shmqi_map(fd, group_size(view), &map)) != 0) {
 		goto fail;
 	}
 	g->fd = fd;
 	g->hdr = map;
-	g->map_len = group_size(parts);
-	g->partitions = parts;
+	g->map_len = group_size(view);
+	g->partitions = view;
 	return 0;
 fail:
 	close(fd);
@@ -223,7 +238,17 @@ shmqi_group_open(const shmq_t *q, const char *group, const char *topic,
 		rc = -ENOENT;
 	}
 	if (rc == -ENOENT) {
-		rc = group_create(q, group, topic, m, path);
+		/* With the partition count read under the lock, as rings
+		 * are made: a topic grown after the caller read it (grown
+		 * under this lock) gets a table of the new size. */
+		struct topic_meta now;
+		rc = shmqi_topic_load(q, topic, &now);
+		if (rc == 0 && now.id != m->id) {
+			rc = SHMQ_EDELETED;
+		}
+		if (rc == 0) {
+			rc = group_create(q, group, topic, &now, path);
+		}
 		if (rc == 0) {
 			rc = group_map(q, m, path, g);
 		}
@@ -458,6 +483,79 @@ shmqi_group_gate(struct group *g, struct ring *r, uint32_t part)
 	}
 	/* Shared lock: "this group has a live member" for producers. */
 	return shmqi_lock_byte(r->fd, LOCK_GATE_BASE + gi, false);
+}
+
+/*
+ * The topic grew.  The file is extended and the new entries set up under
+ * the group lock, then g_partitions is raised (release) and the
+ * generation bumped: members see the bump, map the larger table, and
+ * their next rebalance counts the new partitions.  A new partition's
+ * group offset is 0, not "never committed": the group was there before
+ * the partition, so every record sent to it is the group's to read,
+ * whatever the members' reset policy (with LATEST, records sent before
+ * a member claimed it would otherwise be skipped).
+ *
+ * The lock lives in the mapping, and a robust mutex is known to the
+ * kernel by its address: it is locked and unlocked through the old
+ * mapping, and the new one (mapped first, beyond the end of the file
+ * until it is extended) replaces it only after.
+ */
+int
+shmqi_group_grow(struct group *g, uint32_t want)
+{
+	if (want <= g->partitions) {
+		return 0;
+	}
+	if (want > SHMQ_PARTITIONS_MAX) {
+		return -EINVAL;
+	}
+	size_t len = group_size(want);
+	void *map = NULL;
+	int rc = shmqi_map(g->fd, len, &map);
+	if (rc != 0) {
+		return rc;
+	}
+	struct grp_hdr *nh = map;
+	if ((rc = shmqi_group_lock(g)) != 0) {
+		shmqi_unmap(map, len);
+		return rc;
+	}
+	uint32_t have = atomic_load(&nh->g_partitions);
+	struct stat st;
+	if (atomic_load(&nh->g_flags) & GROUP_F_DELETED) {
+		rc = SHMQ_EDELETED;
+	} else if (have < want) {
+		if (fstat(g->fd, &st) != 0) {
+			rc = -errno;
+		} else if ((uint64_t)st.st_size < len &&
+		    ftruncate(g->fd, (off_t)len) != 0) {
+			rc = -errno;
+		}
+		for (uint32_t i = have; rc == 0 && i < want; i++) {
+			struct grp_part *gp = &nh->g_parts[i];
+			memset(gp, 0, sizeof *gp);
+			atomic_init(&gp->gp_owner, -1);
+			gp->gp_gate = UINT32_MAX;
+			atomic_init(&gp->gp_committed, 0);
+		}
+		if (rc == 0) {
+			/* Release: pairs with the acquire in group_map and
+			 * in the members' look at the count (consumer.c). */
+			atomic_store_explicit(
+			    &nh->g_partitions, want, memory_order_release);
+			shmqi_group_bump(g);
+		}
+	}
+	shmqi_group_unlock(g);
+	if (rc != 0) {
+		shmqi_unmap(map, len);
+		return rc;
+	}
+	shmqi_unmap(g->hdr, g->map_len);
+	g->hdr = nh;
+	g->map_len = len;
+	g->partitions = want;
+	return 0;
 }
 
 /* ---- administration -------------------------------------------------- */

@@ -97,6 +97,11 @@ struct ring {
 	uint32_t owner; /* slot << 24 | generation, for rec_owner */
 	unsigned reclaim_ms;
 	unsigned stall_ms;
+	/* Idempotent producers with a name: the identity's fence word (in
+	 * its state file) and the generation this handle holds.  Checked
+	 * under the ring lock at every reservation; NULL otherwise. */
+	const _Atomic uint32_t *fence;
+	uint32_t fence_gen;
 };
 
 /* Open (creating or rebuilding when missing or stale) partition `part`
@@ -243,6 +248,17 @@ extern void (*volatile shmqi_test_hook)(int point);
 uint32_t shmqi_crc32c(uint32_t crc, const void *buf, size_t len);
 uint32_t shmqi_murmur2(const void *key, size_t len);
 uint32_t shmqi_rec_crc(const struct rec_hdr *h, const void *payload);
+
+/* Copy an idempotent producer's identity from a record header to what a
+ * consumer is given (plain copies: the header is checked, or a copy). */
+static inline void
+shmqi_rec_identity(const struct rec_hdr *h, shmq_record_t *rec)
+{
+	rec->producer_id = h->rec_producer_id;
+	rec->sequence = h->rec_sequence;
+	rec->producer_epoch = h->rec_producer_epoch;
+	rec->reserved2_ = 0;
+}
 
 /* ---- persistence ---------------------------------------------------- */
 
@@ -445,6 +461,9 @@ int shmqi_group_rebalance(
 /* Make sure partition `part` of ring r has a gate for this group. */
 int shmqi_group_gate(struct group *g, struct ring *r, uint32_t part);
 void shmqi_group_bump(struct group *g);
+/* Make the group's table hold at least `want` partitions (new ones
+ * unowned, group offset 0) and this mapping cover `want` of them. */
+int shmqi_group_grow(struct group *g, uint32_t want);
 
 /* ---- producer/consumer handles ------------------------------------- */
 
@@ -468,7 +487,56 @@ struct shmq_producer {
 		uint64_t pos;
 	} * open; /* slices reserved and not yet committed or aborted */
 	size_t nopen, open_cap;
+	struct idem *idem; /* SHMQ_PRODUCER_IDEMPOTENT, else NULL */
+	int retries; /* -1: no limit */
+	int backoff_ms, backoff_max_ms;
 };
+
+/* ---- topic growth (producer_grow.c) -------------------------------- */
+
+/* Has the topic grown past this producer's partitions?  One relaxed
+ * load of a word on ring 0's read-mostly identity line, on every send;
+ * the acquire is in shmqi_producer_grow. */
+static inline bool
+shmqi_producer_grown(const struct shmq_producer *p)
+{
+	return __builtin_expect(
+	    atomic_load_explicit(&p->rings[0].hdr->hdr_partitions,
+	        memory_order_relaxed) > p->nrings,
+	    0);
+}
+/* Open the new partitions' rings, set up each with `join` (the
+ * producer's own per-ring set-up).  0, or an error with the producer
+ * as it was. */
+int shmqi_producer_grow(struct shmq_producer *p,
+    int (*join)(struct shmq_producer *p, struct ring *r));
+
+/* ---- idempotent producers (idempotent.c) ---------------------------- */
+
+int shmqi_idem_open(shmq_producer_t *p, const char *name);
+void shmqi_idem_close(shmq_producer_t *p);
+/* Make partition `part` ready: its next sequence is read from the log
+ * (once per handle and partition).  0, SHMQ_EFENCED, -EAGAIN (records
+ * before ours still open past timeout_ms), or a read error. */
+int shmqi_idem_ready(shmq_producer_t *p, uint32_t part);
+/* How many of msgs[0..n) (all for `part`, which is ready) are new
+ * records with consecutive sequences from the next one: 0 when msgs[0]
+ * repeats or skips a sequence (see shmqi_idem_repeat). */
+size_t shmqi_idem_fresh(
+    const shmq_producer_t *p, uint32_t part, const shmq_msg_t *msgs, size_t n);
+/* msgs[0] is not fresh: a repeat (0, offset set, *pos the record's ring
+ * position or UINT64_MAX when it is no longer in the ring) or an error
+ * (SHMQ_ESEQUENCE, SHMQ_EDUPLICATE). */
+int shmqi_idem_repeat(
+    shmq_producer_t *p, uint32_t part, shmq_msg_t *m, uint64_t *pos);
+/* Stamp the records of a reservation (first sequence: the next one). */
+void shmqi_idem_stamp(shmq_producer_t *p, uint32_t part, struct rec_hdr *rh,
+    size_t i, shmq_msg_t *m);
+/* `done` records of the run starting at offset `first` are committed. */
+void shmqi_idem_appended(
+    shmq_producer_t *p, uint32_t part, uint64_t first, size_t done);
+bool shmqi_idem_fenced(const shmq_producer_t *p);
+void shmqi_idem_set_fenced(shmq_producer_t *p);
 
 struct cpart {
 	uint32_t id;
@@ -485,6 +553,8 @@ struct cpart {
 	uint64_t gate_pending; /* gate to set once the borrow ends, or 0 */
 	bool returned_pos_known; /* false when it came from disk */
 	bool peek_lap; /* the ring could lap the record last peeked */
+	bool from_commit; /* next_off is the group's committed offset,
+	                   * not yet resolved */
 	struct segread *disk; /* reading from segments, or NULL */
 	int64_t stuck_since;
 };

@@ -87,7 +87,11 @@ struct ring_hdr {
 	uint32_t hdr_overflow;
 	uint32_t hdr_max_record;
 	uint32_t hdr_creator_pid;
-	uint32_t hdr_pad0;
+	/* The topic's partition count as last announced: set at creation
+	 * from the metadata, raised (release) by shmq_topic_add_partitions
+	 * once the grown metadata is durable.  Producers compare it with
+	 * their own count on every send (ARCHITECTURE.md §6, growth). */
+	_Atomic uint32_t hdr_partitions;
 	int64_t hdr_created_ns;
 	uint8_t hdr_boot_id[16];
 	/* Read on every call, written almost never: kept off the lines
@@ -221,7 +225,11 @@ struct grp_hdr {
 	uint64_t g_id; /* random: names the group in ring gates */
 	uint64_t g_instance_id;
 	uint64_t g_topic_id;
-	uint32_t g_partitions;
+	/* Entries in g_parts: raised (release, under g_lock, after the
+	 * file was extended and the new entries set up) when the topic
+	 * grows; never lowered.  A mapping covers the count it was made
+	 * for (struct group.partitions), which may be behind this. */
+	_Atomic uint32_t g_partitions;
 	_Atomic uint32_t g_flags; /* GROUP_F_*, changed under g_lock */
 	char g_group[104];
 	char g_topic[104];
@@ -234,6 +242,52 @@ struct grp_hdr {
 };
 _Static_assert(offsetof(struct grp_hdr, g_lock) == 256, "group lock");
 _Static_assert(sizeof(struct grp_member) == 16, "member slot");
+
+/*
+ * Idempotent producer state file: one per (topic, producer name).  Kept
+ * with the log: in the topic's data directory for a persistent topic
+ * (so an identity survives a reboot with its records), in the shm
+ * directory for a volatile one.  It holds the identity, the fence word,
+ * and per partition hints for the scan of the log that a resuming
+ * instance makes: the log, not this file, decides every sequence.
+ */
+#define PSTATE_MAGIC 0x44495050514d4853ull /* "SHMQPPID" */
+#define PSTATE_WINDOW 64u
+#define PSTATE_NONE UINT64_MAX
+
+/* One recent record of the identity: written off, seq, then check (an
+ * entry torn by a crash or by a fenced instance fails the check). */
+struct pst_ent {
+	_Atomic uint64_t pe_off;
+	_Atomic uint64_t pe_seq;
+	_Atomic uint64_t pe_check; /* pe_off ^ pe_seq ^ PSTATE_MAGIC */
+};
+
+struct pst_part {
+	/* No record of the identity below this offset: stored before its
+	 * first append to the partition; PSTATE_NONE = never written. */
+	_Atomic uint64_t pp_scan_from;
+	_Atomic uint64_t pp_count; /* entries ever written */
+	struct pst_ent pp_win[PSTATE_WINDOW];
+};
+
+struct pst_hdr {
+	uint64_t ps_magic;
+	_Atomic uint32_t ps_version; /* stored last, with release */
+	uint32_t ps_layout;
+	uint64_t ps_topic_id;
+	uint64_t ps_producer_id;
+	/* Fence word: grows at every open of the name (changed under the
+	 * file's OFD lock); a handle whose generation differs is fenced. */
+	_Atomic uint32_t ps_generation;
+	_Atomic uint32_t ps_partitions; /* pst_part entries (grows, under
+	                                 * the file's lock) */
+	int64_t ps_created_ns;
+	uint8_t ps_pad[128 - 48];
+	struct pst_part ps_parts[];
+};
+_Static_assert(sizeof(struct pst_hdr) == 128, "producer state header");
+_Static_assert(sizeof(struct pst_part) == 16 + 24 * PSTATE_WINDOW, "part");
 
 /* A layout word derived from sizes and offsets, like LMDB's
  * MDB_LOCK_FORMAT: two builds that disagree on any of them refuse each

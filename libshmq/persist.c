@@ -71,6 +71,7 @@ struct pgroup {
 	struct group g;
 	uint64_t *saved; /* what the file holds */
 	bool seen;
+	int open_err; /* the group file would not map: g is not open */
 };
 
 struct ppart {
@@ -491,6 +492,31 @@ group_drop(struct pgroup *pg)
 	free(pg);
 }
 
+/* Map pg's group file.  A group whose file will not map stays tracked,
+ * unsaved, and is tried again at each scan; that is logged once, not at
+ * every scan (each second).  -ENOENT is no failure: the file went away,
+ * or is a deleted topic's group of the same name, which its next member
+ * replaces. */
+static int
+group_map_file(shmq_persister_t *ps, struct pgroup *pg)
+{
+	int rc = shmqi_group_open(
+	    ps->q, pg->group, pg->topic, &pg->meta, false, &pg->g);
+	if (rc == 0 && pg->open_err != 0) {
+		plog(ps, SHMQ_LOG_INFO, "group %s on %s: group file open",
+		    pg->group, pg->topic);
+	} else if (rc != 0 && rc != -ENOENT && pg->open_err == 0) {
+		plog(ps, SHMQ_LOG_WARN,
+		    "group %s on %s: cannot open the group file (%s); its "
+		    "committed offsets are not saved to disk",
+		    pg->group, pg->topic, shmq_strerror(rc));
+	}
+	if (rc != -ENOENT) {
+		pg->open_err = rc;
+	}
+	return rc;
+}
+
 /* Track a group file "GROUP@TOPIC.group" of a persistent topic. */
 static void
 group_track(shmq_persister_t *ps, const char *file)
@@ -515,8 +541,20 @@ group_track(shmq_persister_t *ps, const char *file)
 	}
 	for (size_t i = 0; i < ps->ng; i++) {
 		struct pgroup *pg = ps->groups[i];
+		if (pg->meta.id == m.id && strcmp(pg->group, name) == 0 &&
+		    pg->g.hdr != NULL && m.partitions > pg->g.partitions &&
+		    atomic_load(&pg->g.hdr->g_partitions) > pg->g.partitions) {
+			/* The topic grew and so did the group's table: track
+			 * it again, mapped for the new count. */
+			group_drop(pg);
+			ps->groups[i] = ps->groups[--ps->ng];
+			break;
+		}
 		if (pg->meta.id == m.id && strcmp(pg->group, name) == 0) {
 			pg->seen = true;
+			if (pg->open_err != 0) {
+				(void)group_map_file(ps, pg);
+			}
 			return;
 		}
 	}
@@ -529,8 +567,7 @@ group_track(shmq_persister_t *ps, const char *file)
 	pg->meta = m;
 	pg->seen = true;
 	pg->saved = malloc(m.partitions * sizeof *pg->saved);
-	if (pg->saved == NULL ||
-	    shmqi_group_open(ps->q, name, at + 1, &m, false, &pg->g) != 0) {
+	if (pg->saved == NULL || group_map_file(ps, pg) == -ENOENT) {
 		free(pg->saved);
 		free(pg);
 		return;
@@ -583,12 +620,15 @@ group_save(shmq_persister_t *ps, struct pgroup *pg)
 	char dir[SHMQ_PATH_MAX], file[SHMQ_NAME_MAX + 16], buf[SAVED_MAX];
 	struct grp_hdr *h = pg->g.hdr;
 	bool changed = false;
+	if (h == NULL) {
+		return; /* its file would not map (group_map_file) */
+	}
 	if (atomic_load(&h->g_flags) & GROUP_F_DELETED) {
 		return; /* deleted: its file is gone and must stay gone */
 	}
 	int len = snprintf(buf, sizeof buf, "topic_id=%016llx\n",
 	    (unsigned long long)pg->meta.id);
-	for (uint32_t p = 0; p < pg->meta.partitions; p++) {
+	for (uint32_t p = 0; p < pg->g.partitions; p++) {
 		uint64_t c = atomic_load_explicit(
 		    &h->g_parts[p].gp_committed, memory_order_acquire);
 		changed = changed || c != pg->saved[p];
@@ -611,7 +651,7 @@ group_save(shmq_persister_t *ps, struct pgroup *pg)
 		    pg->group, pg->topic, shmq_strerror(rc));
 		return;
 	}
-	for (uint32_t p = 0; p < pg->meta.partitions; p++) {
+	for (uint32_t p = 0; p < pg->g.partitions; p++) {
 		pg->saved[p] = atomic_load(&h->g_parts[p].gp_committed);
 	}
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -19,6 +20,9 @@
 #define SPACE_SLICE_MS 20 /* re-check gates of groups that died */
 #define DURABLE_SLICE_MS 100 /* re-check that the persister lives */
 #define BATCH_ITEMS_MIN 64u
+#define BACKOFF_DEFAULT_MS 10
+#define BACKOFF_MAX_DEFAULT_MS 1000
+#define PRODUCER_FLAGS (SHMQ_PRODUCER_EXCLUSIVE | SHMQ_PRODUCER_IDEMPOTENT)
 
 void
 shmq_producer_options_init(shmq_producer_options_t *o)
@@ -31,6 +35,8 @@ shmq_producer_options_init(shmq_producer_options_t *o)
 	o->acks = SHMQ_ACKS_LEADER;
 	o->timeout_ms = -1;
 	o->sticky_records = STICKY_DEFAULT;
+	o->retry_backoff_ms = BACKOFF_DEFAULT_MS;
+	o->retry_backoff_max_ms = BACKOFF_MAX_DEFAULT_MS;
 }
 
 static bool
@@ -93,8 +99,20 @@ producer_open(shmq_t *q, const char *topic,
 		}
 		memcpy(&o, opts, opts->size);
 	}
+	bool idem = (o.flags & SHMQ_PRODUCER_IDEMPOTENT) != 0;
 	if (o.acks < SHMQ_ACKS_NONE || o.acks > SHMQ_ACKS_ALL ||
-	    (o.flags & ~SHMQ_PRODUCER_EXCLUSIVE) != 0 || o.timeout_ms < -1) {
+	    (o.flags & ~PRODUCER_FLAGS) != 0 || o.timeout_ms < -1 ||
+	    o.retries < -1 || o.retry_backoff_ms < 0 ||
+	    o.retry_backoff_max_ms < o.retry_backoff_ms) {
+		return -EINVAL;
+	}
+	/* Retries without idempotence would append a record twice when an
+	 * attempt failed after appending (a DURABLE wait): refused, never
+	 * a silent duplicate. */
+	if (!idem && (o.producer_name != NULL || o.retries != 0)) {
+		return -EINVAL;
+	}
+	if (o.producer_name != NULL && !shmqi_name_valid(o.producer_name)) {
 		return -EINVAL;
 	}
 	if (o.acks == SHMQ_ACKS_ALL) {
@@ -111,6 +129,9 @@ producer_open(shmq_t *q, const char *topic,
 	p->timeout_ms = o.timeout_ms;
 	p->sticky_records =
 	    o.sticky_records ? o.sticky_records : STICKY_DEFAULT;
+	p->retries = o.retries;
+	p->backoff_ms = o.retry_backoff_ms;
+	p->backoff_max_ms = o.retry_backoff_max_ms;
 	if ((rc = shmqi_topic_load(q, topic, &p->meta)) != 0) {
 		goto fail;
 	}
@@ -139,6 +160,9 @@ producer_open(shmq_t *q, const char *topic,
 		if ((rc = producer_join_ring(p, &p->rings[i])) != 0) {
 			goto fail;
 		}
+	}
+	if (idem && (rc = shmqi_idem_open(p, o.producer_name)) != 0) {
+		goto fail;
 	}
 	p->sticky_part = (uint32_t)(shmqi_random64() % p->nrings);
 	p->sticky_left = p->sticky_records;
@@ -197,6 +221,7 @@ shmq_producer_close(shmq_producer_t *p)
 		 * still open is then reclaimed as if we had died. */
 		shmqi_ring_close(r);
 	}
+	shmqi_idem_close(p);
 	free(p->rings);
 	free(p->items);
 	free(p->open);
@@ -206,6 +231,12 @@ shmq_producer_close(shmq_producer_t *p)
 static inline int
 pick_partition(shmq_producer_t *p, const shmq_msg_t *m, uint32_t *part)
 {
+	int rc;
+	/* The topic grew: take the new partitions first (producer_grow.c). */
+	if (shmqi_producer_grown(p) &&
+	    (rc = shmqi_producer_grow(p, producer_join_ring)) != 0) {
+		return rc;
+	}
 	if (m->partition >= 0) {
 		if ((uint32_t)m->partition >= p->nrings) {
 			return -EINVAL;
@@ -480,6 +511,9 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 		p->items[i].value_len = (uint32_t)msgs[i].value_len;
 	}
 	if ((rc = reserve(p, r, p->items, n, &first)) != 0) {
+		if (rc == SHMQ_EFENCED) {
+			shmqi_idem_set_fenced(p);
+		}
 		return rc;
 	}
 	SHMQI_POINT(POINT_AFTER_RESERVE);
@@ -497,6 +531,9 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 		}
 		m->timestamp = m->timestamp ? m->timestamp : now;
 		rh->rec_timestamp = m->timestamp;
+		if (p->idem != NULL) {
+			shmqi_idem_stamp(p, part, rh, done, m);
+		}
 		m->partition = (int32_t)part;
 		m->offset = first + done;
 		SHMQI_POINT(POINT_BEFORE_COMMIT);
@@ -508,6 +545,9 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 		(void)shmqi_ring_abort_rec(r, p->items[j].pos);
 	}
 	SHMQI_POINT(POINT_AFTER_COMMIT);
+	if (p->idem != NULL) {
+		shmqi_idem_appended(p, part, first, done);
+	}
 	if (done == n) {
 		/* The whole run is ours and complete. */
 		const struct rsv_item *last = &p->items[n - 1];
@@ -531,20 +571,82 @@ append_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n)
 	return (ssize_t)done;
 }
 
-int
-shmq_send(shmq_producer_t *p, shmq_msg_t *m)
+/* An idempotent producer's message that repeats a sequence: nothing is
+ * appended; the original record is waited for as a new one would be. */
+static int
+send_repeat(shmq_producer_t *p, uint32_t part, shmq_msg_t *m)
+{
+	uint64_t pos;
+	int rc = shmqi_idem_repeat(p, part, m, &pos);
+	if (rc != 0 || pos == UINT64_MAX) {
+		return rc; /* out of the ring: a persistent one's is on disk */
+	}
+	struct ring *r = &p->rings[part];
+	if (p->acks >= SHMQ_ACKS_LEADER) {
+		(void)wait_visible(p, r, pos);
+	}
+	if (p->acks == SHMQ_ACKS_DURABLE) {
+		rc = wait_durable(p, r, pos);
+	}
+	return rc;
+}
+
+/* Append msgs[0..n) (one partition) once.  For an idempotent producer
+ * only the leading run of fresh sequences goes in one reservation; a
+ * repeated first sequence is answered from the producer's window. */
+static ssize_t
+send_run(shmq_producer_t *p, uint32_t part, shmq_msg_t *msgs, size_t n,
+    size_t *tried)
+{
+	*tried = n;
+	if (p->idem != NULL) {
+		int rc = shmqi_idem_ready(p, part);
+		if (rc != 0) {
+			return rc;
+		}
+		size_t fresh = shmqi_idem_fresh(p, part, msgs, n);
+		if (fresh == 0) {
+			*tried = 1;
+			rc = send_repeat(p, part, &msgs[0]);
+			return rc != 0 ? rc : 1;
+		}
+		*tried = n = fresh;
+	}
+	return append_run(p, part, msgs, n);
+}
+
+static int
+send_once(shmq_producer_t *p, shmq_msg_t *m)
 {
 	uint32_t part;
 	int rc;
-	if (p == NULL || m == NULL) {
-		return -EINVAL;
-	}
 	if ((rc = check_msg(p, m)) != 0 ||
 	    (rc = pick_partition(p, m, &part)) || (rc = ensure_items(p, 1))) {
 		return rc;
 	}
-	ssize_t k = append_run(p, part, m, 1);
+	size_t tried;
+	ssize_t k = send_run(p, part, m, 1, &tried);
 	return k == 1 ? 0 : (int)k;
+}
+
+/* Kafka's retriable errors: the record may go in if sent again (a full
+ * ring drains, a persister comes back, a stalled slice is re-sent). */
+static bool
+retriable(int rc)
+{
+	return rc == -EAGAIN || rc == -ETIMEDOUT || rc == SHMQ_ENOREPLICATOR ||
+	    rc == SHMQ_EFAILED || rc == SHMQ_ERECLAIMED;
+}
+
+/* Between attempts: the producer's own backoff, not a synchronisation. */
+static void
+backoff(shmq_producer_t *p, int *ms)
+{
+	struct timespec ts = { *ms / 1000, (long)(*ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+	*ms =
+	    (int64_t)*ms * 2 > p->backoff_max_ms ? p->backoff_max_ms : *ms * 2;
 }
 
 /* A message's partition, once it is found valid.  Picked exactly once
@@ -556,16 +658,118 @@ msg_part(shmq_producer_t *p, shmq_msg_t *m, uint32_t *part)
 	return rc != 0 ? rc : pick_partition(p, m, part);
 }
 
-ssize_t
-shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
+/* Fix msgs[0..n) to their partition and sequence before the first
+ * attempt, so that every retry repeats them exactly: a record an attempt
+ * appended is then answered by the window, never appended again, and a
+ * later record can never overtake an earlier one.  Returns how many
+ * were pinned (a bad message ends the batch, its error in *bad);
+ * pinned[i] says the sequence was ours to pick (cleared afterwards). */
+static size_t
+pin_batch(
+    shmq_producer_t *p, shmq_msg_t *msgs, size_t n, bool *pinned, int *bad)
+{
+	uint32_t *taken = calloc(p->nrings, sizeof *taken);
+	size_t i = 0;
+	*bad = taken == NULL ? -ENOMEM : 0;
+	for (; i < n && *bad == 0; i++) {
+		uint32_t part, next;
+		if ((*bad = msg_part(p, &msgs[i], &part)) != 0 ||
+		    (*bad = shmqi_idem_ready(p, part)) != 0 ||
+		    (*bad = shmq_producer_next_sequence(p, part, &next)) !=
+		        0) {
+			break;
+		}
+		msgs[i].partition = (int32_t)part;
+		pinned[i] = !(msgs[i].flags & SHMQ_MSG_SEQUENCE);
+		if (pinned[i]) {
+			msgs[i].sequence = next + taken[part]++;
+			msgs[i].flags |= SHMQ_MSG_SEQUENCE;
+		} else if (msgs[i].sequence == next + taken[part]) {
+			taken[part]++; /* an explicit fresh one takes its place
+			                */
+		}
+	}
+	free(taken);
+	return i;
+}
+
+static ssize_t send_batch_once(shmq_producer_t *p, shmq_msg_t *msgs, size_t n);
+
+static ssize_t
+send_retrying(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
+{
+	bool one = false;
+	if (n == 0) {
+		return 0;
+	}
+	bool *pinned = n == 1 ? &one : calloc(n, sizeof *pinned);
+	int bad, ms = p->backoff_ms;
+	size_t done = 0;
+	ssize_t rc = 0;
+	if (pinned == NULL) {
+		return -ENOMEM;
+	}
+	size_t todo = pin_batch(p, msgs, n, pinned, &bad);
+	int tries = 0;
+	while (todo == 0 && retriable(bad) &&
+	    (p->retries < 0 || tries++ < p->retries)) {
+		/* Not even the first could be pinned: its partition's log
+		 * could not be read back in time (records before ours
+		 * still open).  That is retriable too. */
+		backoff(p, &ms);
+		todo = pin_batch(p, msgs, n, pinned, &bad);
+	}
+	while (done < todo) {
+		ssize_t k = send_batch_once(p, msgs + done, todo - done);
+		if (k > 0) {
+			done += (size_t)k;
+			continue; /* the rest says its error on the next call
+			           */
+		}
+		rc = k;
+		if (!retriable((int)k) ||
+		    (p->retries >= 0 && tries++ >= p->retries)) {
+			break;
+		}
+		backoff(p, &ms);
+	}
+	for (size_t i = 0; i < todo; i++) {
+		if (pinned[i]) {
+			/* The caller sent it once: a copy an earlier attempt
+			 * of this call appended is not a duplicate to them. */
+			msgs[i].flags &=
+			    ~(SHMQ_MSG_SEQUENCE | SHMQ_MSG_DUPLICATE);
+		}
+	}
+	if (pinned != &one) {
+		free(pinned);
+	}
+	if (done > 0) {
+		return (ssize_t)done;
+	}
+	return rc != 0 ? rc : bad;
+}
+
+int
+shmq_send(shmq_producer_t *p, shmq_msg_t *m)
+{
+	if (p == NULL || m == NULL) {
+		return -EINVAL;
+	}
+	if (p->retries != 0) {
+		ssize_t k = send_retrying(p, m, 1);
+		return k == 1 ? 0 : (int)k;
+	}
+	return send_once(p, m);
+}
+
+static ssize_t
+send_batch_once(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 {
 	size_t done = 0, end = 0;
 	uint32_t part = 0, next = 0;
 	int rc = 0, bad = 0;
 
-	if (p == NULL || (msgs == NULL && n != 0)) {
-		return -EINVAL;
-	}
 	if ((rc = ensure_items(p, n)) != 0) {
 		return rc;
 	}
@@ -589,23 +793,33 @@ shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 				n = end;
 			}
 		}
-		size_t run = end - done;
-		ssize_t k = append_run(p, part, msgs + done, run);
-		while (k == -EMSGSIZE && run > 1) {
-			run /= 2; /* more than half a ring: split */
-			k = append_run(p, part, msgs + done, run);
+		size_t run = end - done, tried;
+		ssize_t k = send_run(p, part, msgs + done, run, &tried);
+		while (k == -EMSGSIZE && tried > 1) {
+			run = tried / 2; /* more than half a ring: split */
+			k = send_run(p, part, msgs + done, run, &tried);
 		}
 		if (k < 0) {
 			rc = (int)k;
 			break;
 		}
 		done += (size_t)k;
-		if ((size_t)k < run) {
+		if ((size_t)k < tried) {
 			rc = SHMQ_ERECLAIMED;
 			break;
 		}
 	}
 	return done > 0 ? (ssize_t)done : rc != 0 ? rc : bad;
+}
+
+ssize_t
+shmq_send_batch(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
+{
+	if (p == NULL || (msgs == NULL && n != 0)) {
+		return -EINVAL;
+	}
+	return p->retries != 0 ? send_retrying(p, msgs, n)
+	                       : send_batch_once(p, msgs, n);
 }
 
 void (*volatile shmqi_test_hook)(int point);
@@ -653,7 +867,10 @@ shmq_reserve(shmq_producer_t *p, int32_t partition, size_t key_len,
 	uint64_t first;
 	int rc;
 
-	if (p == NULL || s == NULL || key_len > REC_KEY_MAX) {
+	/* An idempotent producer's slice would get no sequence (see
+	 * SHMQ_PRODUCER_IDEMPOTENT): refused rather than left out. */
+	if (p == NULL || s == NULL || key_len > REC_KEY_MAX ||
+	    p->idem != NULL) {
 		return -EINVAL;
 	}
 	/* Lengths only: check_msg must not see NULL data as an error. */

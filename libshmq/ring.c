@@ -135,6 +135,7 @@ ring_create(const shmq_t *q, const char *topic, const struct topic_meta *m,
 	h->hdr_overflow = (uint32_t)m->overflow;
 	h->hdr_max_record = max_record_for(m->ring_size);
 	h->hdr_creator_pid = (uint32_t)getpid();
+	atomic_init(&h->hdr_partitions, m->partitions);
 	h->hdr_created_ns = shmqi_now_ns();
 	memcpy(h->hdr_boot_id, q->boot_id, sizeof h->hdr_boot_id);
 	if ((rc = shmqi_mutex_init_shared(&h->hdr_lock)) != 0) {
@@ -295,7 +296,10 @@ shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
 			rc = SHMQ_EDELETED;
 		}
 		if (rc == 0) {
-			rc = ring_create(q, topic, m, part, path);
+			/* From the metadata read under the lock, not the
+			 * caller's copy: a topic grown since the caller read
+			 * it announces its count in every ring made after. */
+			rc = ring_create(q, topic, &now, part, path);
 		}
 		if (rc == 0) {
 			rc = ring_map(q, m, part, path, r);
@@ -602,6 +606,17 @@ shmqi_ring_reserve(
 	int rc = shmqi_ring_check(r);
 	if (rc != 0) {
 		return rc;
+	}
+	/* Fencing of an idempotent producer's older instance.  Relaxed: the
+	 * ring lock orders it.  The newer instance stores the fence word
+	 * and then takes and drops this lock (shmqi_idem_ready): a
+	 * reservation whose lock came after that sees the new word; one
+	 * that came before has its offset below the end the newer instance
+	 * reads there, and is found by its scan of the log. */
+	if (r->fence != NULL &&
+	    atomic_load_explicit(r->fence, memory_order_relaxed) !=
+	        r->fence_gen) {
+		return SHMQ_EFENCED;
 	}
 	/* We are the only writer of these words: relaxed is enough. */
 	uint64_t e =

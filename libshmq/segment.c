@@ -96,9 +96,14 @@ shmqi_seg_list(int dirfd, struct seg_ent **out, size_t *count)
 	while ((e = readdir(d)) != NULL) {
 		struct stat st;
 		char *end;
+		/* Only a regular file is a segment: a directory, fifo or
+		 * symlink under a segment's name (not made by the library)
+		 * would be opened as the live segment or read as records.
+		 * No log hook reaches here, so it is skipped silently. */
 		if (strlen(e->d_name) != SEG_NAME_LEN ||
 		    strcmp(e->d_name + 20, ".log") != 0 ||
-		    fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		    fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode)) {
 			continue;
 		}
 		uint64_t b = strtoull(e->d_name, &end, 10);

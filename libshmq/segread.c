@@ -225,6 +225,7 @@ shmqi_segread_next(struct segread *sr, shmq_record_t *rec)
 		rec->value_len = h->rec_value_len;
 		rec->offset = h->rec_offset;
 		rec->timestamp = h->rec_timestamp;
+		shmqi_rec_identity(h, rec);
 		return 1;
 	}
 }

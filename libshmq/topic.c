@@ -174,12 +174,72 @@ check_config(const shmq_topic_config_t *c)
 	return 0;
 }
 
+/* The metadata file's text: the five lines of version 1, then the
+ * persistence lines (parse_persistence wants every one of them). */
+static int
+format_meta(const struct topic_meta *m, char *buf, size_t cap)
+{
+	static const char *const fsyncs[] = { "always", "interval", "never" };
+	int len = snprintf(buf, cap,
+	    "version=1\nid=%016llx\npartitions=%u\nring_size=%llu\n"
+	    "overflow=%s\ndurability=%s\nfsync=%s\nfsync_interval_ms=%u\n"
+	    "segment_bytes=%llu\nretention_bytes=%llu\nretention_ms=%llu\n",
+	    (unsigned long long)m->id, m->partitions,
+	    (unsigned long long)m->ring_size,
+	    m->overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block",
+	    m->durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
+	                                                : "volatile",
+	    fsyncs[m->fsync], m->fsync_interval_ms,
+	    (unsigned long long)m->segment_bytes,
+	    (unsigned long long)m->retention_bytes,
+	    (unsigned long long)m->retention_ms);
+	return len < 0 || (size_t)len >= cap ? -ENAMETOOLONG : len;
+}
+
+/*
+ * Write topics/NAME.topic atomically (caller holds the instance lock).
+ * shmqi_write_atomic_at also fails when only its last step, the
+ * directory's fsync, failed: the rename is done then, and every process
+ * already sees the new file.  Reporting that as a failure made `topic
+ * create` say "error" for a topic that exists (a retry then got
+ * -EEXIST).  So after an error we look: a file that carries exactly
+ * what we wrote (its random id, and the partition count) was renamed
+ * into place, and the change is made.  The directory is flushed once
+ * more so that the name survives a crash; if that fails too, the
+ * change stands all the same (it is visible, and undoing it could fail
+ * just the same), and SHMQI_META_NODIRSYNC says so to the caller.
+ */
+#define SHMQI_META_NODIRSYNC 1
+static int
+write_meta(const shmq_t *q, const char *name, const struct topic_meta *m)
+{
+	char dir[SHMQ_PATH_MAX], file[SHMQ_NAME_MAX + 8], buf[META_MAX];
+	struct topic_meta now;
+	int len = format_meta(m, buf, sizeof buf);
+	if (len < 0) {
+		return len;
+	}
+	snprintf(dir, sizeof dir, "%s/topics", q->home);
+	snprintf(file, sizeof file, "%s.topic", name);
+	int rc = shmqi_write_file_atomic(
+	    dir, file, buf, (size_t)len, q->mode & 0666);
+	if (rc == 0 || shmqi_topic_load(q, name, &now) != 0 ||
+	    now.id != m->id || now.partitions != m->partitions) {
+		return rc;
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool synced = dfd >= 0 && fsync(dfd) == 0;
+	if (dfd >= 0) {
+		close(dfd);
+	}
+	return synced ? 0 : SHMQI_META_NODIRSYNC;
+}
+
 int
 shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
 {
 	shmq_topic_config_t c;
-	struct topic_meta m;
-	char dir[SHMQ_PATH_MAX], file[SHMQ_NAME_MAX + 8], buf[META_MAX];
+	struct topic_meta m, old;
 	int rc;
 
 	if (q == NULL || !shmqi_name_valid(name)) {
@@ -195,33 +255,30 @@ shmq_topic_create(shmq_t *q, const char *name, const shmq_topic_config_t *cfg)
 	if ((rc = check_config(&c)) != 0) {
 		return rc;
 	}
-	snprintf(dir, sizeof dir, "%s/topics", q->home);
-	snprintf(file, sizeof file, "%s.topic", name);
-	static const char *const fsyncs[] = { "always", "interval", "never" };
-	int len = snprintf(buf, sizeof buf,
-	    "version=1\nid=%016llx\npartitions=%u\nring_size=%llu\n"
-	    "overflow=%s\ndurability=%s\nfsync=%s\nfsync_interval_ms=%u\n"
-	    "segment_bytes=%llu\nretention_bytes=%llu\nretention_ms=%llu\n",
-	    (unsigned long long)shmqi_random64(), c.partitions,
-	    (unsigned long long)c.ring_size,
-	    c.overflow == SHMQ_OVERFLOW_DROP ? "drop" : "block",
-	    c.durability == SHMQ_DURABILITY_PERSISTENT ? "persistent"
-	                                               : "volatile",
-	    fsyncs[c.fsync], c.fsync_interval_ms,
-	    (unsigned long long)c.segment_bytes,
-	    (unsigned long long)c.retention_bytes,
-	    (unsigned long long)c.retention_ms);
+	memset(&m, 0, sizeof m);
+	m.id = shmqi_random64();
+	m.partitions = c.partitions;
+	m.ring_size = c.ring_size;
+	m.overflow = c.overflow;
+	m.durability = c.durability;
+	m.fsync = c.fsync;
+	m.fsync_interval_ms = c.fsync_interval_ms;
+	m.segment_bytes = c.segment_bytes;
+	m.retention_bytes = c.retention_bytes;
+	m.retention_ms = c.retention_ms;
 
 	int lk = shmqi_instance_lock(q);
 	if (lk < 0) {
 		return lk;
 	}
-	rc = shmqi_topic_load(q, name, &m);
+	rc = shmqi_topic_load(q, name, &old);
 	if (rc == 0 || rc == SHMQ_ECORRUPT) {
 		rc = -EEXIST;
 	} else if (rc == -ENOENT) {
-		rc = shmqi_write_file_atomic(
-		    dir, file, buf, (size_t)len, q->mode & 0666);
+		/* The topic exists once renamed into place, even if the
+		 * directory's fsync then failed (write_meta). */
+		rc = write_meta(q, name, &m);
+		rc = rc == SHMQI_META_NODIRSYNC ? 0 : rc;
 	}
 	shmqi_instance_unlock(lk);
 	return rc;
@@ -258,8 +315,9 @@ retire_ring(const shmq_t *q, const char *name, const struct topic_meta *m,
 	unlink(path);
 }
 
-/* Remove group files of the topic ("GROUP@TOPIC.group") and leftover
- * temp files of its rings. */
+/* Remove group files of the topic ("GROUP@TOPIC.group"), a volatile
+ * topic's idempotent producer state ("NAME@TOPIC.producer") and
+ * leftover temp files of its rings. */
 static void
 remove_topic_files(const shmq_t *q, const char *name)
 {
@@ -268,13 +326,17 @@ remove_topic_files(const shmq_t *q, const char *name)
 	if (d == NULL) {
 		return;
 	}
+	char psuffix[SHMQ_NAME_MAX + 16];
 	snprintf(suffix, sizeof suffix, "@%s.group", name);
+	snprintf(psuffix, sizeof psuffix, "@%s.producer", name);
 	snprintf(prefix, sizeof prefix, "%s.", name);
-	size_t sl = strlen(suffix), pl = strlen(prefix);
+	size_t sl = strlen(suffix), psl = strlen(psuffix), pl = strlen(prefix);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		size_t n = strlen(e->d_name);
-		bool group = n > sl && strcmp(e->d_name + n - sl, suffix) == 0;
+		bool group =
+		    (n > sl && strcmp(e->d_name + n - sl, suffix) == 0) ||
+		    (n > psl && strcmp(e->d_name + n - psl, psuffix) == 0);
 		bool tmp = strncmp(e->d_name, prefix, pl) == 0 &&
 		    strstr(e->d_name, ".ring.tmp.") != NULL;
 		if (group || tmp) {
@@ -424,6 +486,105 @@ shmq_topic_describe(shmq_t *q, const char *name, shmq_topic_config_t *cfg)
 	cfg->retention_bytes = m.retention_bytes;
 	cfg->retention_ms = m.retention_ms;
 	return 0;
+}
+
+/* Tell partition `part`'s ring, if it exists, that the topic has
+ * `total` partitions now.  Caller holds the instance lock, so no ring
+ * is being made meanwhile (one made later reads the new metadata). */
+static void
+announce_ring(const shmq_t *q, const char *name, const struct topic_meta *m,
+    uint32_t part)
+{
+	char path[SHMQ_PATH_MAX];
+	int fd;
+	uint64_t size;
+	void *map = NULL;
+	if (shmqi_ring_path(q, name, part, path, sizeof path) != 0 ||
+	    shmqi_file_open(path, q->mode, &fd, &size) != 0) {
+		return; /* not made yet: made from the new metadata */
+	}
+	if (size >= RING_HDR_SIZE && shmqi_map(fd, RING_HDR_SIZE, &map) == 0) {
+		struct ring_hdr *h = map;
+		if (h->hdr_magic == RING_MAGIC && h->hdr_topic_id == m->id &&
+		    atomic_load(&h->hdr_partitions) < m->partitions) {
+			/* Release, after the metadata is durable: pairs with
+			 * the acquire load in shmqi_producer_grow (and the
+			 * consumer's in consumer_grow), which then read the
+			 * new metadata file. */
+			atomic_store_explicit(&h->hdr_partitions,
+			    m->partitions, memory_order_release);
+		}
+		shmqi_unmap(map, RING_HDR_SIZE);
+	}
+	close(fd);
+}
+
+/* Grow the partition table of every group file of the topic.  Without
+ * the instance lock: group delete takes it while holding a group lock. */
+static void
+grow_groups(shmq_t *q, const char *name, const struct topic_meta *m)
+{
+	char suffix[SHMQ_NAME_MAX + 16], group[SHMQ_NAME_MAX + 1];
+	DIR *d = opendir(q->shm_dir);
+	if (d == NULL) {
+		return;
+	}
+	snprintf(suffix, sizeof suffix, "@%s.group", name);
+	size_t sl = strlen(suffix);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		if (n <= sl || n - sl > SHMQ_NAME_MAX ||
+		    strcmp(e->d_name + n - sl, suffix) != 0) {
+			continue;
+		}
+		memcpy(group, e->d_name, n - sl);
+		group[n - sl] = '\0';
+		struct group g;
+		if (!shmqi_name_valid(group) ||
+		    shmqi_group_open(q, group, name, m, false, &g) != 0) {
+			continue;
+		}
+		/* A failure leaves it to the members: each one grows the
+		 * table when it sees the new count in ring 0. */
+		(void)shmqi_group_grow(&g, m->partitions);
+		shmqi_group_close(&g);
+	}
+	closedir(d);
+}
+
+int
+shmq_topic_add_partitions(shmq_t *q, const char *name, uint32_t total)
+{
+	struct topic_meta m;
+	if (q == NULL || !shmqi_name_valid(name) || total == 0 ||
+	    total > SHMQ_PARTITIONS_MAX) {
+		return -EINVAL;
+	}
+	int lk = shmqi_instance_lock(q);
+	if (lk < 0) {
+		return lk;
+	}
+	int rc = shmqi_topic_load(q, name, &m);
+	uint32_t old = m.partitions;
+	if (rc == 0 && total <= old) {
+		rc = -EINVAL; /* a topic only grows */
+	}
+	if (rc == 0) {
+		m.partitions = total; /* and the id stays: the same topic */
+		rc = write_meta(q, name, &m);
+		rc = rc == SHMQI_META_NODIRSYNC ? 0 : rc;
+	}
+	if (rc == 0) {
+		for (uint32_t p = 0; p < old; p++) {
+			announce_ring(q, name, &m, p);
+		}
+	}
+	shmqi_instance_unlock(lk);
+	if (rc == 0) {
+		grow_groups(q, name, &m);
+	}
+	return rc;
 }
 
 /* Open one partition's ring for an administrative look. */

@@ -84,6 +84,16 @@ SHMQ_API const char *shmq_version(void);
 /* A zero-copy view was overwritten before it was released (see
  * shmq_release): what was read from it is void. */
 #define SHMQ_ESTALE (SHMQ_ERRBASE - 10)
+/* An idempotent producer was fenced: another instance opened with the
+ * same producer_name since.  Sticky for the handle; nothing appended. */
+#define SHMQ_EFENCED (SHMQ_ERRBASE - 11)
+/* An idempotent send named a sequence beyond the next one expected for
+ * its partition (a gap): nothing appended. */
+#define SHMQ_ESEQUENCE (SHMQ_ERRBASE - 12)
+/* An idempotent send named a sequence that is already in the log but
+ * older than the producer's window of recent records, so its offset is
+ * not known: nothing appended (treat as success). */
+#define SHMQ_EDUPLICATE (SHMQ_ERRBASE - 13)
 
 /* Never NULL.  Covers 0, -errno and every SHMQ_E*; thread-safe. */
 SHMQ_API const char *shmq_strerror(int err);
@@ -256,6 +266,19 @@ SHMQ_API int shmq_topic_list(
 SHMQ_API int shmq_topic_describe(
     shmq_t *q, const char *name, shmq_topic_config_t *cfg);
 
+/* Grow a topic to `total` partitions (more than it has, at most
+ * SHMQ_PARTITIONS_MAX); the topic keeps its id, records and groups.
+ * -ENOENT if there is no such topic, -EINVAL if `total` is not larger.
+ * Open producers see the new partitions at their next send, without
+ * reopening; group members get them at their next rebalance (a new
+ * partition's group offset starts at 0, so a group reads all of it);
+ * standalone consumers keep their assignment (shmq_assign may name the
+ * new partitions).  Keyed records hash over `total` from then on: a
+ * key may map to another partition than before, so per-key order holds
+ * only among records sent after the change. */
+SHMQ_API int shmq_topic_add_partitions(
+    shmq_t *q, const char *name, uint32_t total);
+
 /* Fields are only ever added at the end.  The struct has no size field
  * (the caller allocates it, the library fills its own sizeof), so a
  * program built against an older shmq.h must be rebuilt when fields are
@@ -321,6 +344,14 @@ enum shmq_acks {
  * lock.  Opening fails with -EBUSY while another producer is open, and
  * other producers get -EBUSY while it is open. */
 #define SHMQ_PRODUCER_EXCLUSIVE 0x1u
+/* Idempotent producer (Kafka's enable.idempotence): every record carries
+ * a producer id, an epoch and a per-partition sequence, and a send that
+ * repeats a sequence (SHMQ_MSG_SEQUENCE) returns the original record's
+ * offset instead of appending it again.  With producer_name the identity
+ * is kept on the topic and resumed by the next open of that name, which
+ * fences the previous instance (SHMQ_EFENCED).  Not with shmq_reserve
+ * (a zero-copy slice gets no sequence: -EINVAL). */
+#define SHMQ_PRODUCER_IDEMPOTENT 0x2u
 
 typedef struct shmq_producer_options {
 	size_t size; /* set by shmq_producer_options_init */
@@ -334,13 +365,33 @@ typedef struct shmq_producer_options {
 	 * then move to the next (Kafka's sticky partitioner).  Default
 	 * 1024. */
 	uint32_t sticky_records;
+	/* SHMQ_PRODUCER_IDEMPOTENT: the identity to resume on this topic
+	 * ([A-Za-z0-9._-], like topic names; Kafka's transactional.id,
+	 * without transactions).  NULL: a new anonymous identity. */
+	const char *producer_name;
+	/* Retry sends that failed with a retriable error (-EAGAIN,
+	 * -ETIMEDOUT, SHMQ_ENOREPLICATOR, SHMQ_EFAILED, SHMQ_ERECLAIMED)
+	 * this many times; -1 without limit (Kafka's retries=MAX: a send
+	 * then returns only once it succeeds or meets another error; a
+	 * partition whose disk failed is retried until a new
+	 * shmq-replicator recovers it).  Needs SHMQ_PRODUCER_IDEMPOTENT (a
+	 * retry repeats the partition and sequence, so a record that an
+	 * attempt appended is never appended twice; the send then reports
+	 * no SHMQ_MSG_DUPLICATE, as the caller sent it once). */
+	int retries;
+	/* Wait before the first retry (default 10 ms), doubled each time
+	 * up to retry_backoff_max_ms (default 1000). */
+	int retry_backoff_ms;
+	int retry_backoff_max_ms;
 } shmq_producer_options_t;
 
 SHMQ_API void shmq_producer_options_init(shmq_producer_options_t *opts);
 
 /* Open a producer on `topic`.  Errors: -ENOENT (no topic), -EBUSY (see
  * SHMQ_PRODUCER_EXCLUSIVE), SHMQ_ENOREPLICATOR (acks DURABLE/ALL),
- * SHMQ_ECORRUPT/SHMQ_EVERSION (ring validation). */
+ * SHMQ_ECORRUPT/SHMQ_EVERSION (ring validation), -EINVAL (also: a
+ * producer_name or retries without SHMQ_PRODUCER_IDEMPOTENT, or an
+ * invalid name). */
 SHMQ_API int shmq_producer_open(shmq_t *q, const char *topic,
     const shmq_producer_options_t *opts, shmq_producer_t **p);
 
@@ -361,17 +412,33 @@ typedef struct shmq_msg {
 	                    * out: the partition used */
 	int64_t timestamp; /* in: ns since the epoch, 0 = now; out: used */
 	uint64_t offset; /* out: the record's offset */
+	/* Idempotent producers.  in: with SHMQ_MSG_SEQUENCE in flags, send
+	 * this sequence (else the partition's next one); out: the sequence
+	 * of the record. */
+	uint32_t sequence;
+	uint32_t flags; /* SHMQ_MSG_*: in SEQUENCE; out DUPLICATE */
 } shmq_msg_t;
+
+/* msg.flags.  In: use msg.sequence.  Out (idempotent producers): the
+ * sequence was in the log already; offset is the original record's
+ * and nothing was appended. */
+#define SHMQ_MSG_SEQUENCE 0x1u
+#define SHMQ_MSG_DUPLICATE 0x2u
 
 /*
  * Append one record.  On success m->partition, m->timestamp and
- * m->offset say where it went.  Blocks only on a full ring (up to
- * timeout_ms) and, with acks LEADER, until the record is visible: if an
- * earlier reservation of another producer still hides it when
+ * m->offset say where it went (and, for an idempotent producer,
+ * m->sequence and SHMQ_MSG_DUPLICATE in m->flags: see below).  Blocks only on
+ * a full ring (up to timeout_ms) and, with acks LEADER, until the record is
+ * visible: if an earlier reservation of another producer still hides it when
  * timeout_ms has passed (or it is this handle's own open slice), the
  * send returns 0 all the same — the record is appended and becomes
  * visible once that reservation is settled.  A send that returns an
- * error appended nothing, so retrying it cannot duplicate.  Errors:
+ * error appended nothing, so retrying it cannot duplicate — except the
+ * errors of an acks DURABLE wait (-ETIMEDOUT, SHMQ_ENOREPLICATOR,
+ * SHMQ_EFAILED after the record went into the ring): the record is in
+ * the log but not known to be on disk, and only an idempotent producer
+ * can retry it without a second copy (see below).  Errors:
  * -EINVAL (partition out of range, NULL data with non-zero length),
  * -EMSGSIZE (record larger than ring/4, key over 65535 bytes), -EAGAIN
  * (no room within timeout_ms), -EDEADLK (no room, and what holds the
@@ -384,6 +451,39 @@ typedef struct shmq_msg {
  * replicator failed to write that partition: a sticky error).
  */
 SHMQ_API int shmq_send(shmq_producer_t *p, shmq_msg_t *m);
+
+/*
+ * Idempotent producers (SHMQ_PRODUCER_IDEMPOTENT).  Each partition's
+ * records get sequences 0, 1, 2, ... of this identity.  A send with
+ * SHMQ_MSG_SEQUENCE and sequence s:
+ *  - s is the next sequence: appended as usual;
+ *  - s is in the log already: nothing is appended; the send returns 0
+ *    with the original record's partition and offset (not its
+ *    timestamp), waits for the ack level on it, and sets
+ *    SHMQ_MSG_DUPLICATE; SHMQ_EDUPLICATE when the record
+ *    is older than the 128 most recent of this identity in the
+ *    partition (its offset is not kept);
+ *  - s is beyond the next: SHMQ_ESEQUENCE.
+ * So the outcome of a send that failed after appending (a DURABLE wait
+ * that timed out, a process that died before it learned the offset) is
+ * settled by sending the same sequence again.  After a restart the next
+ * sequence continues from the log (shmq_producer_next_sequence).  Once
+ * another instance opened the same producer_name, every send returns
+ * SHMQ_EFENCED.  Set partition explicitly (or by key) when using
+ * SHMQ_MSG_SEQUENCE: a keyless SHMQ_PARTITION_ANY send picks the sticky
+ * partition, which need not be the one the sequence belongs to.
+ */
+
+/* This identity: producer id and epoch (the epoch grows by one at every
+ * open of the same producer_name).  -EINVAL if not idempotent. */
+SHMQ_API int shmq_producer_identity(
+    shmq_producer_t *p, uint64_t *producer_id, uint16_t *epoch);
+
+/* The sequence the next fresh record to `partition` gets (read from the
+ * log at the first call for a partition after a restart).  -EINVAL if
+ * not idempotent or partition out of range; also SHMQ_EFENCED. */
+SHMQ_API int shmq_producer_next_sequence(
+    shmq_producer_t *p, uint32_t partition, uint32_t *sequence);
 
 /* Append n records with one reservation per partition run.  Returns how
  * many were appended, from the first on: all of them, or fewer when one
@@ -511,6 +611,14 @@ typedef struct shmq_record {
 	uint64_t offset;
 	int64_t timestamp; /* ns since the epoch, set by the producer */
 	uint64_t lost; /* with SHMQ_ELAPPED: records skipped */
+	/* Idempotent producers' records: who wrote it, and its sequence in
+	 * the partition (producer_id 0: not an idempotent producer's).  An
+	 * idempotent consumer can keep (producer_id, sequence) as the
+	 * record's unique id. */
+	uint64_t producer_id;
+	uint32_t sequence;
+	uint16_t producer_epoch;
+	uint16_t reserved2_;
 	uint64_t opaque_[2];
 } shmq_record_t;
 
@@ -524,7 +632,10 @@ typedef struct shmq_record {
  * ring overran this consumer; r->partition and r->lost say where and
  * how many; the next call continues from the oldest record.  On a
  * persistent topic an overrun reader goes on from the segments, and
- * gets SHMQ_ELAPPED only for offsets retention deleted meanwhile),
+ * gets SHMQ_ELAPPED only for offsets retention deleted meanwhile; a
+ * group member whose group's committed offset left the log while the
+ * group had no live member gets it too, under SHMQ_RESET_EARLIEST,
+ * with the count of records skipped, instead of a quiet reset),
  * SHMQ_EOUTOFRANGE (reset policy ERROR), SHMQ_EDELETED, or
  * SHMQ_ECORRUPT: a record read back from a segment file failed its
  * checks (the disk changed it).  r->partition and r->offset name it; it

@@ -17,17 +17,6 @@
 REPL=$(cd "$B/bin" && pwd)/shmq-replicator
 N=2000 # records per topic: 160 bytes each in the ring, five 64K rings
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds; fail
-# when the deadline passes.
-wait_for() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 ready_or_dead() { grep -q ' info: ready: ' "$1" || ! kill -0 "$2" 2>/dev/null; }
 # values FIRST COUNT: the values of records FIRST.. (one per line), each
 # padded to 100 bytes so that a few hundred fill the 64K ring.

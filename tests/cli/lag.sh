@@ -25,16 +25,6 @@ lag_cleanup() {
 trap lag_cleanup EXIT
 
 now_ns() { date +%s%N; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds.
-wait_for() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 # lines FIRST COUNT: "k<i>:<value>" lines whose values differ in size
 # (1..13 bytes), so that a wrong range gives a wrong byte count.
 lines() {

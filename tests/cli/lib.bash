@@ -65,6 +65,18 @@ check() {
 	fi
 }
 has_out() { grep -q -- "$1" "$T/out"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# wait_for SECONDS CMD...: poll CMD every 20 ms until it succeeds; fail
+# when the deadline passes (waiting for a condition, never a sleep
+# standing in for one).
+wait_for() {
+	local end=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@"; do
+		[ "$(now_ms)" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
 has_err() { grep -q -- "$1" "$T/err"; }
 # finish: the summary line and the exit status.
 finish() {

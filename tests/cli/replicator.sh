@@ -22,17 +22,6 @@ repl_cleanup() {
 }
 trap repl_cleanup EXIT
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds; fail
-# when the deadline passes.
-wait_for() {
-	local end=$(($(now_ms) + $1 * 1000))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -lt "$end" ] || return 1
-		sleep 0.05
-	done
-}
 alive() { kill -0 "$1" 2>/dev/null; }
 dead() { ! kill -0 "$1" 2>/dev/null; }
 ready_or_dead() { grep -q ' info: ready: ' "$1" || dead "$2"; }

@@ -8,6 +8,10 @@
 # overwrote since are counted and refused (--partial replays the rest);
 # a persistent topic replays from its segments; a bad line of the log is
 # named and the rest still lists; bad arguments give clear errors.
+# Every entry names its topic's id: after the topic is deleted (and made
+# again under the name) its entries are marked and refused for replay;
+# lines from before the id was logged still read.  A replay is logged
+# too ("replayed": the entry's id, where to, how many records).
 #
 #   bash tests/cli/skipped.sh BUILD_DIR   (from the repo root)
 # shellcheck source=tests/cli/lib.bash
@@ -56,6 +60,8 @@ def log():
 $script
 EOF
 }
+# topic_id TOPIC: the topic's id, from its metadata file.
+topic_id() { sed -n 's/^id=//p' "$SHMQ_HOME/topics/$1.topic"; }
 # committed GROUP TOPIC: "c0 c1 ..." of the group.
 committed() {
 	"$CTL" group describe "$1" --topic "$2" --json --sample 0 |
@@ -116,7 +122,8 @@ for e in es:
     got = {k: e[k] for k in want}
     assert got == want, (got, want)
     assert e["pid"] > 0 and e["time"] > e["last_timestamp"], e
-' "$T/all" "$before" "$(id -u)"
+    assert e["topic_id"] == sys.argv[4] and len(sys.argv[4]) == 16, e
+' "$T/all" "$before" "$(id -u)" "$(topic_id s)"
 check "  ... and the group moved to the end" \
 	test "$(committed app s)" = "$(py 'print(" ".join(str(max(r["offset"]
 	for r in recs(sys.argv[1]) if r["partition"] == p) + 1)
@@ -131,7 +138,7 @@ check "a dry run leaves an existing log as it was" cmp -s "$LOG" "$T/log.1"
 run "$CTL" group skipped app
 expect_rc "group skipped app" 0
 check "  ... has a header and a row per partition of entry 1" sh -c "
-	grep -q '^ID  *TIME  *TOPIC  *PARTITION  *KIND  *FROM  *TO  *RECORDS  *LOST  *FIRST-RECORD  *LAST-RECORD  *UID  *PID$' '$T/out' &&
+	grep -q '^ID  *TIME  *TOPIC  *PARTITION  *KIND  *FROM  *TO  *RECORDS  *LOST  *FIRST-RECORD  *LAST-RECORD  *UID  *PID  *DESTINATION$' '$T/out' &&
 	test \$(grep -c '^1  .*  s  *[01]  *skip  ' '$T/out') -eq 2"
 run "$CTL" group skipped app --json
 check "group skipped --json gives the log's entries, applied" py '
@@ -180,6 +187,24 @@ for p in (0, 1):
     assert [r["offset"] for r in mine] == list(range(len(want))), mine
     assert [(r["key"], r["value"], r["timestamp"]) for r in mine] == want
 ' "$T/all" "$before" "$T/s2"
+check "  ... and is logged: a replayed line per partition, id 1, to s2" py '
+before = [int(x) for x in sys.argv[1].split()]
+skips = {e["partition"]: e for e in log() if e["id"] == 1
+         and e["kind"] == "skip"}
+es = [e for e in log() if e["kind"] == "replayed"]
+assert [e["partition"] for e in es] == [0, 1], es
+for e in es:
+    s = skips[e["partition"]]
+    want = dict(id=1, group="app", topic="s", topic_id=s["topic_id"],
+                to_topic="s2", to_group=None, records=s["records"], lost=0,
+                **{"from": s["from"]}, to=s["to"])
+    assert {k: e[k] for k in want} == want, (e, want)
+    assert e["time"] >= s["time"] and e["pid"] > 0, e
+' "$before"
+run "$CTL" group skipped app
+check "  ... group skipped shows the replays, with where they went" sh -c "
+	test \$(grep -c '^1  .*  s  *[01]  *replayed  .*  topic=s2\$' '$T/out') -eq 2 &&
+	test \$(grep -c '^1  .*  s  *[01]  *skip  .*  -\$' '$T/out') -eq 2"
 
 "$CTL" topic create s3 --partitions 3 --durability volatile
 run "$CTL" group replay-skipped 1 --to-topic s3 --to-group r3 --json
@@ -212,6 +237,10 @@ run "$CTL" group replay-skipped 1 --to-group r1 --partition 1
 expect_rc "replay-skipped 1 --to-group r1 --partition 1" 0
 check "  ... says r1 reads on past the range's end" has_err "past their ends"
 want1=$(committed app s | cut -d' ' -f1)
+check "  ... is logged: partition 1 to group r1" py '
+e = log()[-1]
+assert (e["id"], e["kind"], e["partition"], e["to_topic"], e["to_group"]) \
+    == (1, "replayed", 1, None, "r1"), e'
 check "  ... r1 starts partition 1 at the range, partition 0 at its end" \
 	test "$(committed r1 s)" = "$want1 $(echo "$before" | cut -d' ' -f2)"
 n1=$(py 'print(len([r for r in recs(sys.argv[1]) if r["partition"] == 1
@@ -267,6 +296,84 @@ check "  ... v2 holds exactly the records still in the ring ($start..199)" \
 got = [r["value"] for r in recs(sys.argv[1])]
 want = [("v-%d-" % i).ljust(100, "x") for i in range(int(sys.argv[2]), 200)]
 assert got == want, (len(got), len(want))' "$T/out" "$start"
+
+# --- a topic deleted and made again under its name -------------------------
+
+"$CTL" topic create z --partitions 1 --durability volatile
+values 0 30 | "$CTL" produce z
+"$CTL" consume z --group zg --count 10 >/dev/null
+run "$CTL" group reset-offsets zg --topic z --to-latest --execute --json
+zid=$(py 'print(json.load(open(sys.argv[1]))["audit_id"])' "$T/out")
+zold=$(topic_id z)
+check "entry $zid names topic z's id" py '
+e = log()[-1]
+assert (e["id"], e["topic_id"]) == (int(sys.argv[1]), sys.argv[2]), e
+' "$zid" "$zold"
+run "$CTL" group skipped zg
+check "  ... group skipped does not mark it while z is that topic" \
+	grep -q "^$zid  .*  z  *0  *skip  " "$T/out"
+"$CTL" topic delete z
+run "$CTL" group skipped zg
+expect_rc "group skipped after z is deleted" 0
+check "  ... marks the entry's topic deleted" \
+	grep -q "^$zid  .*  z(deleted)  *0  *skip  " "$T/out"
+run "$CTL" group replay-skipped "$zid" --to-topic s2
+expect_rc "replay-skipped $zid of the deleted z is refused" 1
+check "  ... saying why" has_err "is of topic z (id $zold), which has been deleted"
+"$CTL" topic create z --partitions 1 --durability volatile
+values 100 140 | "$CTL" produce z
+znew=$(topic_id z)
+check "the new z has another id" test -n "$znew" -a "$znew" != "$zold"
+run "$CTL" group skipped zg
+check "  ... group skipped marks the entry as of the old z" \
+	grep -q "^$zid  .*  z(old)  *0  *skip  " "$T/out"
+run "$CTL" group skipped zg --json
+check "  ... --json: topic_id and topic_current false" py '
+es = json.load(open(sys.argv[1]))
+assert [(e["id"], e["topic_id"], e["topic_current"]) for e in es] == \
+    [(int(sys.argv[2]), sys.argv[3], False)], es' "$T/out" "$zid" "$zold"
+cp "$LOG" "$T/log.z"
+"$CTL" consume s2 --from earliest --timeout-ms 100 >"$T/s2.before"
+run "$CTL" group replay-skipped "$zid" --to-topic s2 --to-group zr
+expect_rc "replay-skipped $zid into s2: the entry is of the old z: refused" 1
+check "  ... saying so, with both ids" \
+	has_err "audit entry $zid is of an earlier topic z (id $zold), deleted since: topic z now is another topic (id $znew): nothing replayed"
+"$CTL" consume s2 --from earliest --timeout-ms 100 >"$T/s2.after"
+check "  ... copies nothing" cmp -s "$T/s2.before" "$T/s2.after"
+check "  ... and logs nothing" cmp -s "$LOG" "$T/log.z"
+run "$CTL" group replay-skipped "$zid" --to-group zr
+expect_rc "replay-skipped $zid --to-group alone is refused too" 1
+"$CTL" consume z --group zg --count 5 >/dev/null
+run "$CTL" group reset-offsets zg --topic z --to-latest --execute --json
+zid2=$(py 'print(json.load(open(sys.argv[1]))["audit_id"])' "$T/out")
+run "$CTL" group skipped zg --json
+check "a reset of the new z: entry $zid2, current; the old one still not" py '
+es = json.load(open(sys.argv[1]))
+assert [(e["id"], e["topic_id"], e["topic_current"]) for e in es] == [
+    (int(sys.argv[2]), sys.argv[3], False),
+    (int(sys.argv[4]), sys.argv[5], True)], es
+' "$T/out" "$zid" "$zold" "$zid2" "$znew"
+
+# A line written before entries named their topic's id: it reads, is not
+# marked, and still replays (against the topic of that name now).
+printf '%s\n' '{"id":90,"kind":"skip","group":"old","topic":"z","partition":0,"from":0,"to":5,"records":5,"lost":0,"pending":0,"first_timestamp":null,"last_timestamp":null,"time":1,"uid":0,"pid":1,"spec":"to-latest"}' >>"$LOG"
+run "$CTL" group skipped old
+expect_rc "group skipped reads a line without topic_id" 0
+check "  ... unmarked" grep -q '^90  .*  z  *0  *skip  ' "$T/out"
+run "$CTL" group skipped old --json
+check "  ... --json: topic_id and topic_current null" py '
+es = json.load(open(sys.argv[1]))
+assert [(e["id"], e["topic_id"], e["topic_current"]) for e in es] == \
+    [(90, None, None)], es' "$T/out"
+"$CTL" topic create z2 --partitions 1 --durability volatile
+run "$CTL" group replay-skipped 90 --to-topic z2
+expect_rc "replay-skipped of a line without topic_id" 0
+"$CTL" consume z2 --from earliest --timeout-ms 100 >"$T/z2"
+check "  ... copies z's offsets 0..4 now" \
+	test "$(cat "$T/z2")" = "$(values 100 105)"
+check "  ... and its replayed line has no topic_id either" py '
+e = log()[-1]
+assert e["kind"] == "replayed" and e["id"] == 90 and "topic_id" not in e, e'
 
 # --- a bad line in the log --------------------------------------------------
 

@@ -277,3 +277,31 @@ th_seed(const char *what)
 	fprintf(stderr, "[%s: SHMQ_SEED=%u] ", what, seed);
 	return seed;
 }
+
+void
+th_wipe_tmpfs(shmq_t *q)
+{
+	char cmd[SHMQ_DIR_MAX + 32];
+	snprintf(cmd, sizeof cmd, "rm -f %s/*", shmq_shm_dir(q));
+	CU_ASSERT_FATAL(system(cmd) == 0);
+}
+
+pid_t
+th_start_persister(shmq_t *q)
+{
+	/* The child reads the path after the fork: static, not on our
+	 * stack frame that returns. */
+	static char home[SHMQ_DIR_MAX];
+	snprintf(home, sizeof home, "%s", shmq_home(q));
+	pid_t pid = th_fork(th_persister_main, home);
+	th_wait_persister(q, true);
+	return pid;
+}
+
+void
+th_stop_persister(shmq_t *q, pid_t pid)
+{
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(th_wait(pid), 128 + SIGKILL);
+	th_wait_persister(q, false);
+}

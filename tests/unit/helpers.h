@@ -36,6 +36,10 @@ void th_persistent_config(shmq_topic_config_t *c, int fsync);
  * killed, its warnings on stderr; and a wait until one is (not) alive. */
 int th_persister_main(void *home);
 void th_wait_persister(shmq_t *q, bool alive);
+/* Fork a persister for q's home and wait until it runs; kill it
+ * (SIGKILL) and wait until it is gone. */
+pid_t th_start_persister(shmq_t *q);
+void th_stop_persister(shmq_t *q, pid_t pid);
 
 /* Attach to an existing instance, as a child process does (reclaim after
  * 50 ms, as th_attach); NULL on failure. */
@@ -52,6 +56,11 @@ shmq_producer_t *th_producer_opts(
     shmq_t *q, const char *topic, int acks, int timeout_ms);
 /* A standalone consumer reading partition `part` from the earliest. */
 shmq_consumer_t *th_reader(shmq_t *q, const char *topic, uint32_t part);
+
+/* A reboot, as far as shmq can tell: every file of the instance's shm
+ * directory (rings, group and producer state) is gone; the home and the
+ * segments stay. */
+void th_wipe_tmpfs(shmq_t *q);
 
 /* Open file descriptors of this process (leak checks). */
 int th_count_fds(void);

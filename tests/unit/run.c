@@ -21,6 +21,10 @@ extern const struct th_suite suite_deadwriter;
 extern const struct th_suite suite_pipeline;
 extern const struct th_suite suite_keyed;
 extern const struct th_suite suite_keyed_edges;
+extern const struct th_suite suite_idempotent;
+extern const struct th_suite suite_segfiles;
+extern const struct th_suite suite_addparts;
+extern const struct th_suite suite_idem_edges;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -40,6 +44,10 @@ static const struct th_suite *const suites[] = {
 	&suite_pipeline,
 	&suite_keyed,
 	&suite_keyed_edges,
+	&suite_idempotent,
+	&suite_segfiles,
+	&suite_addparts,
+	&suite_idem_edges,
 };
 
 /* A test that fails on purpose, run only when named (`shmq-tests

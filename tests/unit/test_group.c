@@ -836,6 +836,46 @@ test_group_block_topic_ignores_group_without_live_member(void)
 	th_destroy(q);
 }
 
+/* A group that had no live member while the ring moved past its
+ * committed offset comes back to a loss: reported (SHMQ_ELAPPED, the
+ * count, the group's lost counter), never a quiet reset to the oldest
+ * record. */
+static void
+test_group_returning_group_reports_what_it_lost_while_away(void)
+{
+	shmq_t *q = th_attach();
+	uint8_t buf[BUFSZ];
+	shmq_record_t r;
+	shmq_partition_info_t info;
+	shmq_group_partition_t gp[MAXP];
+	int rc;
+	int64_t ms;
+	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_BLOCK);
+	produce(q, "t", 0, 0, 2, BIG);
+	shmq_consumer_t *c = member(q, "t", "g", 0);
+	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 0));
+	TH_OK(shmq_consumer_commit(c)); /* committed: offset 1 */
+	shmq_consumer_close(c);
+	shmq_producer_t *p = th_producer_opts(q, "t", SHMQ_ACKS_LEADER, 200);
+	uint32_t want = 4 * (uint32_t)(RING / BIG_EXT);
+	CU_ASSERT_EQUAL(fill_ring(p, 2, want, &rc, &ms), want);
+	shmq_producer_close(p);
+	TH_OK(shmq_partition_info(q, "t", 0, &info));
+	CU_ASSERT_FATAL(info.log_start > 1);
+
+	c = member(q, "t", "g", 0);
+	memset(&r, 0, sizeof r);
+	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), SHMQ_ELAPPED);
+	CU_ASSERT_EQUAL(r.partition, 0);
+	CU_ASSERT_EQUAL(r.lost, info.log_start - 1);
+	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 1);
+	CU_ASSERT_EQUAL(gp[0].lost, info.log_start - 1);
+	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 0));
+	CU_ASSERT_EQUAL(r.offset, info.log_start);
+	shmq_consumer_close(c);
+	th_destroy(q);
+}
+
 static void
 test_group_drop_topic_reports_exactly_the_lapped_records(void)
 {
@@ -1167,6 +1207,8 @@ static CU_TestInfo tests[] = {
 	    test_group_block_topic_resumes_when_the_lagging_member_is_killed },
 	{ "test_group_block_topic_ignores_group_without_live_member",
 	    test_group_block_topic_ignores_group_without_live_member },
+	{ "test_group_returning_group_reports_what_it_lost_while_away",
+	    test_group_returning_group_reports_what_it_lost_while_away },
 	{ "test_group_drop_topic_reports_exactly_the_lapped_records",
 	    test_group_drop_topic_reports_exactly_the_lapped_records },
 	{ "test_group_admin_describes_sets_offsets_and_deletes_only_when_"

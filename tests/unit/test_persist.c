@@ -315,13 +315,6 @@ test_persist_consumer_reads_old_offsets_from_segments(void)
 /* Group offsets of a persistent topic survive a reboot: tmpfs wiped
  * (rings and group files gone), the group resumes where it committed,
  * reading the older records from disk. */
-static void
-wipe_tmpfs(shmq_t *q)
-{
-	char cmd[SHMQ_PATH_MAX + 32];
-	snprintf(cmd, sizeof cmd, "rm -f %s/*", shmq_shm_dir(q));
-	CU_ASSERT_FATAL(system(cmd) == 0);
-}
 
 static void
 test_persist_group_offsets_survive_a_reboot(void)
@@ -360,7 +353,7 @@ test_persist_group_offsets_survive_a_reboot(void)
 	CU_ASSERT_FATAL(access(path, F_OK) == 0);
 	shmq_persister_close(ps);
 
-	wipe_tmpfs(q); /* the reboot */
+	th_wipe_tmpfs(q); /* the reboot */
 	shmq_t *q2 = th_reattach(q);
 	/* A producer first, before any persister: whoever builds the ring
 	 * starts it where the disk ends. */

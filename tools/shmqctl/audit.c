@@ -39,6 +39,8 @@ audit_kind_name(int kind)
 		return "replay";
 	case AUDIT_VOID:
 		return "void";
+	case AUDIT_REPLAYED:
+		return "replayed";
 	default:
 		return "unknown";
 	}
@@ -414,7 +416,8 @@ audit_fold_voids(struct audit_log *log, const struct audit_entry *v, size_t n)
 
 	for (i = 0; i < n; i++) {
 		for (k = 0; k < log->n; k++) {
-			if (log->e[k].id == v[i].id &&
+			if (log->e[k].kind != AUDIT_REPLAYED &&
+			    log->e[k].id == v[i].id &&
 			    log->e[k].partition == v[i].partition) {
 				log->e[k].applied = 0;
 			}
@@ -460,6 +463,36 @@ audit_read(struct ctl *ctl, struct audit_log *log)
 		return ctl_fail(rc, "%s", log->path);
 	}
 	return 0;
+}
+
+int
+audit_topic_id(struct ctl *ctl, const char *topic, uint64_t *id)
+{
+	char path[PATH_MAX], buf[1024], *s, *end;
+	ssize_t n;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/topics/%s.topic",
+	        shmq_home(ctl->q), topic) >= sizeof(path)) {
+		return -ENAMETOOLONG;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		return -errno;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		return -errno;
+	}
+	buf[n] = '\0';
+	/* "version=1\nid=<16 hex digits>\n...": the library writes the
+	 * file whole (temp file, rename), so it is never half there. */
+	s = strstr(buf, "\nid=");
+	if (s == NULL) {
+		return -EINVAL;
+	}
+	*id = strtoull(s + 4, &end, 16);
+	return end != s + 4 + 16 || *end != '\n' || *id == 0 ? -EINVAL : 0;
 }
 
 void

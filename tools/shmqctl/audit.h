@@ -5,8 +5,14 @@
  * `group reset-offsets --execute` writes one line per partition whose
  * committed offset it moves, all with one id: a move forwards skipped
  * the records in between (kind "skip"), a move backwards makes the
- * group read them again (kind "replay").  The log is
- * HOME/audit/skipped.log, one JSON object per line.
+ * group read them again (kind "replay").  `group replay-skipped ID`
+ * then appends a line per partition it replayed, with the entry's id
+ * (kind "replayed"), so that the log says where a skip went.  Every line
+ * names the topic's id too (topic_id): a topic deleted and created
+ * again under the same name is another topic, whose offsets the old
+ * entries do not describe.  Lines written before that field have
+ * topic_id 0 (unknown).  The log is HOME/audit/skipped.log, one JSON
+ * object per line.
  */
 #ifndef SHMQCTL_AUDIT_H
 #define SHMQCTL_AUDIT_H
@@ -21,6 +27,9 @@ enum audit_kind {
 	AUDIT_REPLAY, /* moved backwards: [from, to) is read again */
 	AUDIT_VOID, /* the reset failed: entry (id, partition) never
 	             * happened */
+	AUDIT_REPLAYED, /* replay-skipped brought back [from, to) of
+	                 * entry id: records copied (or readable, for a
+	                 * group alone) into to_topic and/or to_group */
 };
 
 /* What a read of [from, to) of one partition found (scan.c). */
@@ -38,6 +47,7 @@ struct audit_entry {
 	int kind; /* enum audit_kind */
 	char group[SHMQ_NAME_MAX + 1];
 	char topic[SHMQ_NAME_MAX + 1];
+	uint64_t topic_id; /* 0: not recorded (an older line) */
 	uint32_t partition;
 	uint64_t from, to; /* the offset range [from, to) */
 	struct scan_result sr; /* what the range held at the reset */
@@ -45,6 +55,9 @@ struct audit_entry {
 	uint32_t uid;
 	int32_t pid;
 	char spec[64]; /* the reset's spec, e.g. "to-latest" */
+	/* AUDIT_REPLAYED: where to ("" for none of the two) */
+	char to_topic[SHMQ_NAME_MAX + 1];
+	char to_group[SHMQ_NAME_MAX + 1];
 	/* Read back only: */
 	int applied; /* no "void" line names this entry */
 	unsigned line; /* line number in the log */
@@ -52,7 +65,7 @@ struct audit_entry {
 
 struct audit_log {
 	char path[PATH_MAX];
-	struct audit_entry *e; /* kinds SKIP and REPLAY, in log order */
+	struct audit_entry *e; /* kinds SKIP, REPLAY, REPLAYED, in log order */
 	size_t n;
 	unsigned bad; /* lines that could not be read (reported) */
 };
@@ -72,15 +85,23 @@ int audit_append(struct ctl *ctl, struct audit_entry *e, size_t n,
 int audit_read(struct ctl *ctl, struct audit_log *log);
 void audit_log_fini(struct audit_log *log);
 
+/* The id of topic `topic` now (from its metadata file, HOME/topics/
+ * TOPIC.topic: the library has no call that returns it); -ENOENT if
+ * there is no such topic. */
+int audit_topic_id(struct ctl *ctl, const char *topic, uint64_t *id);
+
 /* auditfmt.c: the entry as one JSON line ending in "\n" (*line is
  * malloc'd), or -ENOMEM. */
 int audit_format(const struct audit_entry *e, char **line, size_t *len);
+/* key: name, or null for "" (struct json: ../common/json.h). */
+struct json;
+void audit_json_name(struct json *j, const char *key, const char *name);
 /* Parse one line (without its "\n"): 0, or -1 with *why saying what
  * is wrong (a static string, valid until the next call). */
 int audit_parse(
     const char *line, size_t len, struct audit_entry *e, const char **why);
 
-/* "skip", "replay", "void". */
+/* "skip", "replay", "void", "replayed". */
 const char *audit_kind_name(int kind);
 /* ns since the epoch as UTC "2026-11-21T10:00:00.123Z" (cap >= 40). */
 const char *audit_fmt_time(char *buf, size_t cap, int64_t ns);

@@ -2,13 +2,18 @@
  * auditfmt.c — one audit entry as one line of JSON, and back.
  *
  *   {"id":3,"kind":"skip","group":"billing","topic":"orders",
- *    "partition":0,"from":100,"to":250,"records":150,"lost":0,
- *    "pending":0,"first_timestamp":...,"last_timestamp":...,
- *    "time":...,"uid":1000,"pid":4242,"spec":"to-latest"}
+ *    "topic_id":"21513508c0fec571","partition":0,"from":100,"to":250,
+ *    "records":150,"lost":0,"pending":0,"first_timestamp":...,
+ *    "last_timestamp":...,"time":...,"uid":1000,"pid":4242,
+ *    "spec":"to-latest"}
  *
  * (on one line).  Timestamps and "time" are ns since the epoch; the
  * record timestamps are null when the range held no record.  A "void"
- * line carries id, kind, group, topic and partition only.
+ * line carries id, kind, group, topic, topic_id and partition only.  A
+ * "replayed" line has no spec but "to_topic" and "to_group" (a name or
+ * null); its records are those replayed.  topic_id is the topic file's
+ * id, 16 hex digits as a string (a JSON number would not survive
+ * readers that use doubles); lines written before it lack it.
  *
  * The reader takes exactly this shape back: one flat object of strings,
  * integers, null and booleans; it ignores keys it does not know (a
@@ -21,6 +26,17 @@
 
 #include "../common/json.h"
 #include "audit.h"
+
+void
+audit_json_name(struct json *j, const char *key, const char *name)
+{
+	json_key(j, key);
+	if (name[0] != '\0') {
+		json_str(j, name);
+	} else {
+		json_null(j);
+	}
+}
 
 int
 audit_format(const struct audit_entry *e, char **line, size_t *len)
@@ -38,6 +54,13 @@ audit_format(const struct audit_entry *e, char **line, size_t *len)
 	json_kstr(&j, "kind", audit_kind_name(e->kind));
 	json_kstr(&j, "group", e->group);
 	json_kstr(&j, "topic", e->topic);
+	if (e->topic_id != 0) {
+		char hex[17];
+
+		snprintf(hex, sizeof(hex), "%016llx",
+		    (unsigned long long)e->topic_id);
+		json_kstr(&j, "topic_id", hex);
+	}
 	json_kuint(&j, "partition", e->partition);
 	if (e->kind != AUDIT_VOID) {
 		json_kuint(&j, "from", e->from);
@@ -61,7 +84,10 @@ audit_format(const struct audit_entry *e, char **line, size_t *len)
 	json_kint(&j, "time", e->time_ns);
 	json_kuint(&j, "uid", e->uid);
 	json_kint(&j, "pid", e->pid);
-	if (e->kind != AUDIT_VOID) {
+	if (e->kind == AUDIT_REPLAYED) {
+		audit_json_name(&j, "to_topic", e->to_topic);
+		audit_json_name(&j, "to_group", e->to_group);
+	} else if (e->kind != AUDIT_VOID) {
 		json_kstr(&j, "spec", e->spec);
 	}
 	json_end_object(&j);
@@ -303,13 +329,38 @@ jv_kind(const struct jv *v, int *kind)
 {
 	int k;
 
-	for (k = AUDIT_SKIP; v->type == JV_STR && k <= AUDIT_VOID; k++) {
+	for (k = AUDIT_SKIP; v->type == JV_STR && k <= AUDIT_REPLAYED; k++) {
 		if (strcmp(v->str, audit_kind_name(k)) == 0) {
 			*kind = k;
 			return 0;
 		}
 	}
 	return -1;
+}
+
+/* A name, or null for none (""). */
+static int
+jv_opt_name(const struct jv *v, char *out, size_t cap)
+{
+	if (v->type == JV_NULL) {
+		out[0] = '\0';
+		return 0;
+	}
+	return jv_name(v, out, cap);
+}
+
+/* 16 hex digits, not all zero. */
+static int
+jv_topic_id(const struct jv *v, uint64_t *out)
+{
+	char *end;
+
+	if (v->type != JV_STR || strlen(v->str) != 16 ||
+	    strspn(v->str, "0123456789abcdef") != 16) {
+		return -1;
+	}
+	*out = strtoull(v->str, &end, 16);
+	return *out != 0 ? 0 : -1;
 }
 
 /* A nullable timestamp: sets *has to 0 for null. */
@@ -345,6 +396,12 @@ audit_field(struct audit_entry *e, const char *k, const struct jv *v,
 	} else if (strcmp(k, "topic") == 0) {
 		rc = jv_name(v, e->topic, sizeof(e->topic));
 		*seen |= F_TOPIC;
+	} else if (strcmp(k, "topic_id") == 0) {
+		rc = jv_topic_id(v, &e->topic_id);
+	} else if (strcmp(k, "to_topic") == 0) {
+		rc = jv_opt_name(v, e->to_topic, sizeof(e->to_topic));
+	} else if (strcmp(k, "to_group") == 0) {
+		rc = jv_opt_name(v, e->to_group, sizeof(e->to_group));
 	} else if (strcmp(k, "partition") == 0) {
 		rc = jv_u64(v, SHMQ_PARTITIONS_MAX - 1, &u);
 		e->partition = (uint32_t)u;

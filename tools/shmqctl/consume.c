@@ -90,6 +90,7 @@ consume_option(
 	}
 }
 
+/* -1 to go on, else an exit status (0 after --help). */
 static int
 consume_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct consume *cs,
     int argc, char **argv)
@@ -130,7 +131,7 @@ consume_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct consume *cs,
 	if (!format_set && ctl->json) {
 		cs->json = 1;
 	}
-	return 0;
+	return -1;
 }
 
 /* Where --from puts `partition`. */
@@ -254,7 +255,7 @@ consume_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	memset(&cs, 0, sizeof(cs));
 	cs.partition = UINT32_MAX;
 	cs.timeout_ms = CONSUME_TIMEOUT_DEFAULT_MS;
-	if ((rc = consume_options(ctl, cmd, &cs, argc, argv)) != 0) {
+	if ((rc = consume_options(ctl, cmd, &cs, argc, argv)) >= 0) {
 		return rc;
 	}
 	if ((rc = ctl_attach(ctl, 0)) != 0) {

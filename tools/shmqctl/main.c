@@ -69,10 +69,22 @@ static const char usage_topic_delete[] =
     "Delete topic NAME with its rings and group state.  Open producers\n"
     "and consumers get an error from then on.\n" COMMON_HELP;
 
+static const char usage_topic_add_partitions[] =
+    "Usage: shmqctl topic add-partitions NAME --total N\n"
+    "\n"
+    "Grow topic NAME to N partitions (more than it has, at most 1024).\n"
+    "Open producers and group members take the new partitions without\n"
+    "restarting.  Keyed records hash over N from then on: a key may go to\n"
+    "another partition than before, so per-key order holds only among\n"
+    "records written after the change (a WARNING on stderr says so).\n"
+    "\n"
+    "  -n, --total N         the new partition count\n" COMMON_HELP;
+
 static const char usage_produce[] =
     "Usage: shmqctl produce TOPIC [--partition P] [--key-separator SEP]\n"
     "                       [--acks none|leader|durable|all] "
     "[--report-acks]\n"
+    "                       [--idempotent NAME [--retries N|max]]\n"
     "\n"
     "Append one record per line of standard input (without the newline).\n"
     "\n"
@@ -87,7 +99,16 @@ static const char usage_produce[] =
     "or\n"
     "                            all; durable and all need shmq-replicator\n"
     "  -r, --report-acks         print a JSON line per acknowledged record:\n"
-    "                            topic, partition, offset, key, value\n"
+    "                            topic, partition, offset, key, value (and\n"
+    "                            sequence, duplicate with --idempotent)\n"
+    "  -I, --idempotent NAME     an idempotent producer resuming identity\n"
+    "                            NAME: its records carry producer id and\n"
+    "                            sequence, and an older instance of NAME is\n"
+    "                            fenced\n"
+    "  -R, --retries N|max       retry a line that failed with a retriable\n"
+    "                            error (no room, no replicator, a DURABLE\n"
+    "                            wait) N times or without limit; never\n"
+    "                            appends it twice (needs --idempotent)\n"
     "\n"
     "Stops at the first record that fails, with exit status 1.\n" COMMON_HELP;
 
@@ -175,8 +196,11 @@ static const char usage_group_skipped[] =
     "kind (skip: moved forwards; replay: moved backwards; void: the\n"
     "reset failed before moving it), the offset range [FROM, TO), the\n"
     "records in it, those already lost then, the times of the first and\n"
-    "last record, and who ran it (uid, pid).  A bad line of the log is\n"
-    "named and skipped (exit status 1).\n"
+    "last record, and who ran it (uid, pid).  Each replay-skipped of an\n"
+    "entry is listed with it (kind replayed: the records brought back\n"
+    "and the DESTINATION).  An entry of a topic deleted since is marked\n"
+    "TOPIC(deleted), or TOPIC(old) if a new topic has that name now.\n"
+    "A bad line of the log is named and skipped (exit status 1).\n"
     "\n"
     "  -t, --topic TOPIC     only entries of TOPIC\n" COMMON_HELP;
 
@@ -186,7 +210,9 @@ static const char usage_group_replay[] =
     "[--partial]\n"
     "\n"
     "Bring back the records that audit entry ID skipped (see 'group\n"
-    "skipped').  Give --to-topic, --to-group, or both.\n"
+    "skipped'), and log that.  Give --to-topic, --to-group, or both.\n"
+    "An entry of a topic deleted since (even if one of the same name\n"
+    "exists now) is refused.\n"
     "\n"
     "      --to-topic TOPIC  copy the records, in order, with their "
     "keys,\n"
@@ -225,6 +251,45 @@ static const char usage_status[] =
     "offset (on disk), how far behind the disk is, and any sticky write\n"
     "error.\n" COMMON_HELP;
 
+static const char usage_relay[] =
+    "Usage: shmqctl relay --from TOPIC --to TOPIC2 [--group G] [--follow]\n"
+    "                     [--acks leader|durable] [--batch N] [--max N]\n"
+    "                     [--no-progress]\n"
+    "\n"
+    "Copy TOPIC's records into TOPIC2 (which must exist, typically with\n"
+    "more partitions), as consumer group G of TOPIC.  A keyed record goes\n"
+    "to TOPIC2's partition for its key (murmur2, as any producer); a\n"
+    "keyless one to its source partition modulo TOPIC2's count.  So\n"
+    "per-key order holds, and keyless records keep their source\n"
+    "partition's order.  Keys, values and timestamps are copied.\n"
+    "\n"
+    "Source offsets are committed after each batch, once TOPIC2 has\n"
+    "acknowledged it at the --acks level: at-least-once.  A crash (or\n"
+    "kill -9) between the ack and the commit sends that batch again on\n"
+    "the next run: duplicates, at most one batch per interrupted run,\n"
+    "never a loss.\n"
+    "\n"
+    "  -g, --group G         the source group (default relay.TOPIC2): a\n"
+    "                        second run resumes where the first stopped\n"
+    "      --follow          keep relaying new records until SIGINT or\n"
+    "                        SIGTERM (default: stop once the backlog as\n"
+    "                        it was at the start is relayed)\n"
+    "  -a, --acks LEVEL      leader or durable (default: durable if "
+    "TOPIC2\n"
+    "                        is persistent, which needs shmq-replicator;\n"
+    "                        leader if it is volatile)\n"
+    "  -b, --batch N         records per send and commit, 1..65536\n"
+    "                        (default 1000)\n"
+    "      --max N           stop after N records\n"
+    "      --no-progress     no progress line (it is drawn on stderr only\n"
+    "                        when that is a terminal)\n"
+    "\n"
+    "On SIGINT/SIGTERM the batch in flight is finished (if TOPIC2 has no\n"
+    "room for it: what was acknowledged of it) and committed, the summary\n"
+    "printed, and the exit status is 0; a second signal stops at once.\n"
+    "The summary (stdout; --json: one object) gives records, bytes,\n"
+    "time, rate and the records per TOPIC2 partition.\n" COMMON_HELP;
+
 static const char usage_main[] =
     "Usage: shmqctl [--home DIR] [--json] COMMAND [ARGS...]\n"
     "\n"
@@ -237,6 +302,7 @@ static const char usage_main[] =
     "  topic list\n"
     "  topic describe NAME\n"
     "  topic delete NAME\n"
+    "  topic add-partitions NAME --total N\n"
     "  produce TOPIC [--partition P] [--key-separator SEP] [--acks LEVEL]\n"
     "                [--report-acks]\n"
     "  consume TOPIC [--group G | --partition P] [--from POS] [--count N]\n"
@@ -250,6 +316,8 @@ static const char usage_main[] =
     "P]\n"
     "                       [--partial]\n"
     "  group delete GROUP --topic TOPIC\n"
+    "  relay --from TOPIC --to TOPIC2 [--group G] [--follow] [--acks A]\n"
+    "        [--batch N] [--max N]\n"
     "  info\n"
     "  status\n"
     "\n"
@@ -266,6 +334,8 @@ static const struct ctl_cmd cmds[] = {
 	{ "topic list", usage_topic_list, topic_list },
 	{ "topic describe", usage_topic_describe, topic_describe },
 	{ "topic delete", usage_topic_delete, topic_delete },
+	{ "topic add-partitions", usage_topic_add_partitions,
+	    topic_add_partitions },
 	{ "produce", usage_produce, produce_run },
 	{ "consume", usage_consume, consume_run },
 	{ "group list", usage_group_list, group_list },
@@ -276,6 +346,7 @@ static const struct ctl_cmd cmds[] = {
 	{ "group delete", usage_group_delete, group_delete },
 	{ "info", usage_info, info_run },
 	{ "status", usage_status, status_run },
+	{ "relay", usage_relay, relay_run },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))

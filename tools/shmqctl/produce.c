@@ -25,6 +25,8 @@ struct produce {
 	int acks;
 	int report; /* --report-acks */
 	const char *home; /* the instance, for hints */
+	const char *idempotent; /* --idempotent NAME, or NULL */
+	int retries; /* --retries N|max (-1) */
 };
 
 /* The library's message can only say HOME: name this instance's. */
@@ -34,6 +36,9 @@ produce_hint_replicator(const struct produce *pr, int err)
 	if (err == SHMQ_ENOREPLICATOR && pr->acks != SHMQ_ACKS_ALL) {
 		ctl_note("hint: start it with: shmq-replicator --home %s",
 		    pr->home);
+	} else if (err == SHMQ_ENOREPLICATOR) {
+		ctl_note("hint: --acks all needs replication, which does not "
+		         "exist yet; --acks durable waits for the local disk");
 	}
 }
 
@@ -55,6 +60,7 @@ produce_parse_acks(const char *s, int *acks)
 	return -1;
 }
 
+/* -1 to go on, else an exit status (0 after --help). */
 static int
 produce_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct produce *pr,
     int argc, char **argv)
@@ -64,6 +70,8 @@ produce_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct produce *pr,
 		{ "key-separator", required_argument, NULL, 'K' },
 		{ "acks", required_argument, NULL, 'a' },
 		{ "report-acks", no_argument, NULL, 'r' },
+		{ "idempotent", required_argument, NULL, 'I' },
+		{ "retries", required_argument, NULL, 'R' },
 		CTL_COMMON_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -71,8 +79,8 @@ produce_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct produce *pr,
 	int c, rc;
 
 	ctl_getopt_reset();
-	while (
-	    (c = getopt_long(argc, argv, ":p:K:a:rh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(
+	            argc, argv, ":p:K:a:rI:R:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (ctl_parse_u32(optarg, &p) != 0 || p > INT32_MAX) {
@@ -99,6 +107,24 @@ produce_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct produce *pr,
 		case 'r':
 			pr->report = 1;
 			break;
+		case 'I':
+			if (!ctl_name_ok(optarg)) {
+				return ctl_usage_error(
+				    cmd, "bad --idempotent name '%s'", optarg);
+			}
+			pr->idempotent = optarg;
+			break;
+		case 'R':
+			if (strcmp(optarg, "max") == 0) {
+				pr->retries = -1;
+			} else if (ctl_parse_u32(optarg, &p) != 0 ||
+			    p > INT32_MAX) {
+				return ctl_usage_error(
+				    cmd, "--retries must be a count or max");
+			} else {
+				pr->retries = (int)p;
+			}
+			break;
 		default:
 			rc = ctl_common_option(ctl, cmd, c, argv);
 			if (rc >= 0) {
@@ -106,7 +132,15 @@ produce_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct produce *pr,
 			}
 		}
 	}
-	return ctl_one_arg(cmd, argc, argv, "TOPIC", &pr->topic);
+	if ((rc = ctl_one_arg(cmd, argc, argv, "TOPIC", &pr->topic)) != 0) {
+		return rc;
+	}
+	if (pr->retries != 0 && pr->idempotent == NULL) {
+		/* A retry of a DURABLE send that failed after appending
+		 * would append the line twice: only with idempotence. */
+		return ctl_usage_error(cmd, "--retries needs --idempotent");
+	}
+	return -1;
 }
 
 /* Split a line into key and value. */
@@ -141,6 +175,11 @@ produce_report(const struct produce *pr, const shmq_msg_t *m, int has_key)
 	json_kstr(&j, "topic", pr->topic);
 	json_kint(&j, "partition", m->partition);
 	json_kuint(&j, "offset", m->offset);
+	if (pr->idempotent != NULL) {
+		json_kuint(&j, "sequence", m->sequence);
+		json_key(&j, "duplicate");
+		json_bool(&j, (m->flags & SHMQ_MSG_DUPLICATE) != 0);
+	}
 	json_key(&j, "key");
 	json_strn(&j, has_key ? m->key : NULL, m->key_len);
 	json_key(&j, "value");
@@ -197,7 +236,7 @@ produce_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	memset(&pr, 0, sizeof(pr));
 	pr.partition = SHMQ_PARTITION_ANY;
 	pr.acks = SHMQ_ACKS_LEADER;
-	if ((rc = produce_options(ctl, cmd, &pr, argc, argv)) != 0) {
+	if ((rc = produce_options(ctl, cmd, &pr, argc, argv)) >= 0) {
 		return rc;
 	}
 	if ((rc = ctl_attach(ctl, 0)) != 0) {
@@ -211,6 +250,11 @@ produce_run(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	pr.home = shmq_home(ctl->q);
 	shmq_producer_options_init(&opts);
 	opts.acks = pr.acks;
+	if (pr.idempotent != NULL) {
+		opts.flags |= SHMQ_PRODUCER_IDEMPOTENT;
+		opts.producer_name = pr.idempotent;
+		opts.retries = pr.retries;
+	}
 	rc = shmq_producer_open(ctl->q, pr.topic, &opts, &p);
 	if (rc != 0) {
 		ctl_fail(rc, "produce %s", pr.topic);

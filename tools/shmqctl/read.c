@@ -37,14 +37,7 @@ consume_on_signal(int sig)
 void
 consume_catch_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = consume_on_signal;
-	/* No SA_RESTART: let a wait in progress return early. */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	ctl_catch_signals(consume_on_signal);
 }
 
 int
@@ -180,6 +173,12 @@ consume_print(const struct consume *cs, const shmq_record_t *r)
 	json_key(&j, "value");
 	json_strn(&j, r->value_len > 0 ? r->value : "", r->value_len);
 	json_kint(&j, "timestamp", r->timestamp);
+	if (r->producer_id != 0) {
+		/* An idempotent producer's record: its unique id. */
+		json_kuint(&j, "producer_id", r->producer_id);
+		json_kuint(&j, "producer_epoch", r->producer_epoch);
+		json_kuint(&j, "sequence", r->sequence);
+	}
 	json_end_object(&j);
 }
 

@@ -22,10 +22,17 @@
  * records that are gone are counted (the entry knows how many the
  * range held) and the replay is refused, naming the count, unless
  * --partial asks for the rest.
+ *
+ * An entry of a topic since deleted (and perhaps made again under the
+ * same name: another topic id) is refused.  A replay done is itself
+ * appended to the audit log: one "replayed" line per partition, with
+ * the entry's id, the destination and the records brought back.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../common/json.h"
 #include "audit.h"
@@ -54,6 +61,7 @@ enum {
 	OPT_PARTIAL,
 };
 
+/* -1 to go on, else an exit status (0 after --help). */
 static int
 replay_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct replay *rp,
     int argc, char **argv)
@@ -107,7 +115,7 @@ replay_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct replay *rp,
 		        ? rp->to_topic
 		        : rp->to_group);
 	}
-	return 0;
+	return -1;
 }
 
 /* Keep the applied skip entries of rp->id (and --partition). */
@@ -123,7 +131,7 @@ replay_select(struct replay *rp, const struct audit_log *log)
 	for (i = 0; i < log->n; i++) {
 		const struct audit_entry *e = &log->e[i];
 
-		if (e->id != rp->id) {
+		if (e->id != rp->id || e->kind == AUDIT_REPLAYED) {
 			continue;
 		}
 		if (e->kind == AUDIT_REPLAY) {
@@ -160,6 +168,42 @@ replay_select(struct replay *rp, const struct audit_log *log)
 		    (unsigned long long)rp->id, rp->partition);
 	}
 	return CTL_EXIT_FAIL;
+}
+
+/* An entry's ranges are offsets of the topic that had its topic id: a
+ * topic made again under the same name is another log.  Entries from
+ * before the id was logged are taken as they are. */
+static int
+replay_check_topic(struct ctl *ctl, const struct replay *rp)
+{
+	const struct audit_entry *e = &rp->e[0];
+	uint64_t now = 0;
+	int rc;
+
+	if (e->topic_id == 0) {
+		return 0;
+	}
+	rc = audit_topic_id(ctl, e->topic, &now);
+	if (rc == -ENOENT) {
+		ctl_note("audit entry %llu is of topic %s (id %016llx), which "
+		         "has been deleted: nothing replayed",
+		    (unsigned long long)rp->id, e->topic,
+		    (unsigned long long)e->topic_id);
+		return CTL_EXIT_FAIL;
+	}
+	if (rc != 0) {
+		return ctl_fail(rc, "topic %s", e->topic);
+	}
+	if (now != e->topic_id) {
+		ctl_note("audit entry %llu is of an earlier topic %s (id "
+		         "%016llx), deleted since: topic %s now is another "
+		         "topic (id %016llx): nothing replayed",
+		    (unsigned long long)rp->id, e->topic,
+		    (unsigned long long)e->topic_id, e->topic,
+		    (unsigned long long)now);
+		return CTL_EXIT_FAIL;
+	}
+	return 0;
 }
 
 /* How much of each range is still in the log: rp->start[] and
@@ -432,6 +476,54 @@ replay_set_group(struct ctl *ctl, const struct replay *rp, const char *topic)
 	return 0;
 }
 
+/* ---- the audit log --------------------------------------------------------
+ */
+
+/* Append the replay to the log: a "replayed" line per partition with
+ * the entry's id, the range read, the records brought back and where
+ * to. */
+static int
+replay_record(struct ctl *ctl, const struct replay *rp, const uint64_t *copied)
+{
+	struct audit_entry *e;
+	struct timespec now;
+	char path[PATH_MAX] = "";
+	uint64_t id = rp->id;
+	size_t i;
+	int rc;
+
+	if ((e = calloc(rp->n, sizeof(*e))) == NULL) {
+		return ctl_fail(-ENOMEM, "group replay-skipped");
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (i = 0; i < rp->n; i++) {
+		e[i] = rp->e[i]; /* group, topic, topic_id, partition, to */
+		e[i].kind = AUDIT_REPLAYED;
+		e[i].from = rp->start[i];
+		memset(&e[i].sr, 0, sizeof(e[i].sr));
+		e[i].sr.records =
+		    rp->to_topic != NULL ? copied[i] : rp->readable[i];
+		e[i].sr.lost = rp->e[i].sr.records - rp->readable[i];
+		e[i].time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+		e[i].uid = (uint32_t)getuid();
+		e[i].pid = (int32_t)getpid();
+		e[i].spec[0] = '\0';
+		snprintf(e[i].to_topic, sizeof(e[i].to_topic), "%s",
+		    rp->to_topic != NULL ? rp->to_topic : "");
+		snprintf(e[i].to_group, sizeof(e[i].to_group), "%s",
+		    rp->to_group != NULL ? rp->to_group : "");
+	}
+	rc = audit_append(ctl, e, rp->n, &id, path, sizeof(path));
+	free(e);
+	if (rc != 0) {
+		return ctl_fail(rc,
+		    "audit log %s: audit entry %llu was replayed, but the "
+		    "replay is not recorded",
+		    path, (unsigned long long)rp->id);
+	}
+	return 0;
+}
+
 /* ---- output ------------------------------------------------------------- */
 
 static void
@@ -586,7 +678,8 @@ replay_run(struct ctl *ctl, struct replay *rp)
 	uint64_t *copied;
 	int rc;
 
-	if ((rc = replay_prepare(ctl, rp)) != 0 ||
+	if ((rc = replay_check_topic(ctl, rp)) != 0 ||
+	    (rc = replay_prepare(ctl, rp)) != 0 ||
 	    (rc = replay_available(ctl, rp)) != 0 ||
 	    (rc = replay_check_lost(ctl, rp)) != 0) {
 		return rc;
@@ -604,6 +697,9 @@ replay_run(struct ctl *ctl, struct replay *rp)
 	}
 	if (rc == 0 && rp->to_group != NULL) {
 		rc = replay_set_group(ctl, rp, gtopic);
+	}
+	if (rc == 0) {
+		rc = replay_record(ctl, rp, copied);
 	}
 	if (rc == 0) {
 		if (ctl->json) {
@@ -634,7 +730,7 @@ group_replay_skipped(
 	memset(&rp, 0, sizeof(rp));
 	memset(&log, 0, sizeof(log));
 	rp.partition = UINT32_MAX;
-	if ((rc = replay_options(ctl, cmd, &rp, argc, argv)) != 0) {
+	if ((rc = replay_options(ctl, cmd, &rp, argc, argv)) >= 0) {
 		return rc;
 	}
 	if ((rc = ctl_attach(ctl, 0)) != 0 ||

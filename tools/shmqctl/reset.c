@@ -56,6 +56,7 @@ struct reset {
 	const char *spec_arg; /* the spec's argument as given, or NULL */
 	int execute;
 	int dry_run;
+	uint64_t topic_id; /* --execute: of the topic reset, for the log */
 };
 
 struct plan {
@@ -128,6 +129,7 @@ reset_option(struct reset *rs, const struct ctl_cmd *cmd, int c)
 	return -1;
 }
 
+/* -1 to go on, else an exit status (0 after --help). */
 static int
 reset_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct reset *rs,
     int argc, char **argv)
@@ -173,7 +175,7 @@ reset_options(struct ctl *ctl, const struct ctl_cmd *cmd, struct reset *rs,
 		return ctl_usage_error(
 		    cmd, "--execute and --dry-run exclude each other");
 	}
-	return 0;
+	return -1;
 }
 
 /* current + shift, saturating at 0 and UINT64_MAX (clamped later). */
@@ -362,6 +364,7 @@ reset_entry(const struct reset *rs, const struct plan *pl, int kind,
 	e->kind = kind;
 	snprintf(e->group, sizeof(e->group), "%s", rs->group);
 	snprintf(e->topic, sizeof(e->topic), "%s", rs->topic);
+	e->topic_id = rs->topic_id;
 	e->partition = pl->partition;
 	e->from = pl->kind == AUDIT_SKIP ? pl->current : pl->target;
 	e->to = pl->kind == AUDIT_SKIP ? pl->target : pl->current;
@@ -616,7 +619,7 @@ reset_offsets(
 
 	memset(&rs, 0, sizeof(rs));
 	rs.partition = UINT32_MAX;
-	if ((rc = reset_options(ctl, cmd, &rs, argc, argv)) != 0) {
+	if ((rc = reset_options(ctl, cmd, &rs, argc, argv)) >= 0) {
 		return rc;
 	}
 	if ((rc = ctl_attach(ctl, 0)) != 0) {
@@ -625,6 +628,12 @@ reset_offsets(
 	rc = reset_plan(ctl, &rs, &plans, &n);
 	if (rc == 0) {
 		rc = reset_scan(ctl, &rs, plans, n);
+	}
+	/* The id tells this topic from one deleted before under the same
+	 * name (audit.h). */
+	if (rc == 0 && rs.execute &&
+	    (rc = audit_topic_id(ctl, rs.topic, &rs.topic_id)) != 0) {
+		rc = reset_fail(rc, &rs);
 	}
 	if (rc == 0 && rs.execute) {
 		rc = reset_apply(ctl, &rs, plans, n, &id, path, sizeof(path));

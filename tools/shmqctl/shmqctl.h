@@ -56,10 +56,12 @@ struct ctl_cmd {
 };
 
 ctl_run_fn topic_create, topic_list, topic_describe, topic_delete;
+ctl_run_fn topic_add_partitions;
 ctl_run_fn produce_run, consume_run;
 ctl_run_fn group_list, group_describe, group_delete, reset_offsets;
 ctl_run_fn info_run;
 ctl_run_fn status_run;
+ctl_run_fn relay_run; /* relay.c */
 
 /* util.c: diagnostics, attaching, option plumbing */
 
@@ -117,6 +119,8 @@ int ctl_parse_timeout(const char *s, int *ms);
 /* Does `name` satisfy shmq.h's rule for names?  For hints only: the
  * library has the last word. */
 int ctl_name_ok(const char *name);
+/* SIGINT and SIGTERM call fn, without SA_RESTART. */
+void ctl_catch_signals(void (*fn)(int));
 
 /* group.c: a hint after a group call failed with -ENOENT or -EBUSY. */
 void group_hint(int err, const char *group, const char *topic);

@@ -1,5 +1,5 @@
 /*
- * topic.c — `shmqctl topic create|list|describe|delete`.
+ * topic.c — `shmqctl topic create|list|describe|delete|add-partitions`.
  *
  * Thin wrappers over the topic calls of shmq.h.  `list` collects the
  * names first and describes them afterwards, so that no library call is
@@ -550,5 +550,91 @@ topic_delete(struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
 	if (rc != 0) {
 		return ctl_fail(rc, "topic delete %s", name);
 	}
+	return CTL_EXIT_OK;
+}
+
+int
+topic_add_partitions(
+    struct ctl *ctl, const struct ctl_cmd *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "total", required_argument, NULL, 'n' },
+		CTL_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	shmq_topic_config_t cfg;
+	const char *name;
+	uint32_t total = 0;
+	int c, rc, have_total = 0;
+
+	ctl_getopt_reset();
+	while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (ctl_parse_u32(optarg, &total) != 0 || total == 0 ||
+			    total > SHMQ_PARTITIONS_MAX) {
+				return ctl_usage_error(cmd,
+				    "bad --total '%s' (1..%d)", optarg,
+				    SHMQ_PARTITIONS_MAX);
+			}
+			have_total = 1;
+			break;
+		default:
+			rc = ctl_common_option(ctl, cmd, c, argv);
+			if (rc >= 0) {
+				return rc;
+			}
+		}
+	}
+	if ((rc = ctl_one_arg(cmd, argc, argv, "NAME", &name)) != 0) {
+		return rc;
+	}
+	if (!have_total) {
+		return ctl_usage_error(cmd, "missing --total N");
+	}
+	if ((rc = ctl_attach(ctl, 0)) != 0) {
+		return rc;
+	}
+	shmq_topic_config_init(&cfg);
+	rc = shmq_topic_describe(ctl->q, name, &cfg);
+	if (rc == -ENOENT) {
+		ctl_note("topic add-partitions %s: no such topic", name);
+		return CTL_EXIT_FAIL;
+	}
+	if (rc != 0) {
+		return ctl_fail(rc, "topic add-partitions %s", name);
+	}
+	if (total <= cfg.partitions) {
+		return ctl_usage_error(cmd,
+		    "topic %s has %u partitions; --total must be more (a "
+		    "topic only grows)",
+		    name, cfg.partitions);
+	}
+	rc = shmq_topic_add_partitions(ctl->q, name, total);
+	if (rc == -EINVAL) {
+		/* Grown by someone else since the look above. */
+		shmq_topic_config_init(&cfg);
+		if (shmq_topic_describe(ctl->q, name, &cfg) == 0 &&
+		    total <= cfg.partitions) {
+			return ctl_usage_error(cmd,
+			    "topic %s has %u partitions; --total must be "
+			    "more (a topic only grows)",
+			    name, cfg.partitions);
+		}
+	}
+	if (rc != 0) {
+		return ctl_fail(rc, "topic add-partitions %s", name);
+	}
+	/* The one thing growing changes for existing data: say it. */
+	ctl_note("WARNING: topic %s now has %u partitions (was %u).", name,
+	    total, cfg.partitions);
+	ctl_note("WARNING: keyed records hash over %u partitions from now "
+	         "on: records with the same key may go to another partition "
+	         "than before, so per-key order holds only among records "
+	         "written after this change.",
+	    total);
+	ctl_note("WARNING: to keep a key's backlog in order, let consumers "
+	         "drain it before producers send more, or move it with "
+	         "'shmqctl relay'.");
 	return CTL_EXIT_OK;
 }
