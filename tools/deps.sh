@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages shmq needs to build and test, if missing.
 # As root it installs them; otherwise it prints the exact command.
-#   tools/deps.sh           build and test
+#   tools/deps.sh           build and test (gdb: tests/cli/relay_groups.sh
+#                           holds a process between two chosen calls)
 #   tools/deps.sh --bench   also what `make bench` compares shmq with
 #                           (ZeroMQ, hiredis, a Redis server) and plots with
 set -euo pipefail
 pkgs=(gcc make pkg-config liburing-dev libnng-dev libcunit1-dev libisal-dev
-	libsqlite3-dev python3 procps)
+	libsqlite3-dev python3 procps gdb)
 case ${1:-} in
 '') ;;
 --bench) pkgs+=(libzmq3-dev libhiredis-dev redis-server redis-tools

@@ -22,7 +22,8 @@
  * Drain mode (the default) snapshots each source partition's end at
  * the start and stops once every partition this member reads has been
  * read to it (a tail of aborted offsets, gaps, counts as read once the
- * partition's committed watermark has passed the snapshot).  --follow
+ * partition's committed watermark has passed the snapshot) and the
+ * group has committed the others (read by other members) up to it.  --follow
  * goes on until SIGINT/SIGTERM: the batch in flight is finished and
  * committed, the summary printed, and the status is 0.  A second
  * signal ends the process at once (what it had not committed is sent
@@ -94,6 +95,9 @@ struct relay {
 	uint8_t *gapped; /* drain: the rest up to snap_end is gaps */
 	uint64_t *commit_to; /* the batch's commit (0: none) */
 	uint32_t *owned; /* this member's partitions */
+	uint8_t *mine; /* drain: owned[] as flags */
+	shmq_group_partition_t *gp; /* drain: the group's offsets */
+	int told_waiting, told_moved; /* notes given once */
 	uint32_t pending; /* drain: partitions not read to snap_end */
 	/* The batch: msgs[i] came from (src_part[i], src_off[i]); keys and
 	 * values are in buf, which only grows while the batch is empty,
@@ -343,6 +347,8 @@ relay_alloc(struct relay *rl)
 	rl->gapped = calloc(RELAY_PARTS, sizeof(*rl->gapped));
 	rl->commit_to = calloc(RELAY_PARTS, sizeof(*rl->commit_to));
 	rl->owned = calloc(RELAY_PARTS, sizeof(*rl->owned));
+	rl->mine = calloc(RELAY_PARTS, sizeof(*rl->mine));
+	rl->gp = calloc(RELAY_PARTS, sizeof(*rl->gp));
 	rl->msgs = calloc(rl->batch, sizeof(*rl->msgs));
 	rl->src_part = calloc(rl->batch, sizeof(*rl->src_part));
 	rl->src_off = calloc(rl->batch, sizeof(*rl->src_off));
@@ -355,8 +361,9 @@ relay_alloc(struct relay *rl)
 	rl->cap = RELAY_BUF_INIT;
 	rl->buf = malloc(rl->cap);
 	if (rl->pos == NULL || rl->snap_end == NULL || rl->gapped == NULL ||
-	    rl->commit_to == NULL || rl->owned == NULL || rl->msgs == NULL ||
-	    rl->src_part == NULL || rl->src_off == NULL || rl->msgs2 == NULL ||
+	    rl->commit_to == NULL || rl->owned == NULL || rl->mine == NULL ||
+	    rl->gp == NULL || rl->msgs == NULL || rl->src_part == NULL ||
+	    rl->src_off == NULL || rl->msgs2 == NULL ||
 	    rl->src_part2 == NULL || rl->src_off2 == NULL ||
 	    rl->count == NULL || rl->dst_records == NULL ||
 	    rl->dst_bytes == NULL || rl->buf == NULL) {
@@ -375,6 +382,8 @@ relay_free(struct relay *rl)
 	free(rl->gapped);
 	free(rl->commit_to);
 	free(rl->owned);
+	free(rl->mine);
+	free(rl->gp);
 	free(rl->msgs);
 	free(rl->src_part);
 	free(rl->src_off);
@@ -519,6 +528,23 @@ relay_commit(struct relay *rl, size_t k)
 		}
 		rc = shmq_consumer_commit_offset(
 		    rl->c, part, rl->commit_to[part]);
+		if (rc == SHMQ_ENOTOWNER) {
+			/* A rebalance gave the partition to another member
+			 * while this batch was read: it starts from the
+			 * group's last commit, so what this batch sent of
+			 * it is sent again (at-least-once), never skipped.
+			 * Not a failure: members join and leave. */
+			if (!rl->told_moved) {
+				ctl_note(
+				    "relay: topic %s partition %u moved to "
+				    "another member of group %s: it "
+				    "sends this batch's records of it "
+				    "again",
+				    rl->from, part, rl->group);
+				rl->told_moved = 1;
+			}
+			rc = 0;
+		}
 		if (rc != 0 && err == 0) {
 			err = ctl_fail(rc,
 			    "relay: commit group %s on topic %s partition %u",
@@ -780,13 +806,19 @@ relay_fill(struct relay *rl, int wait_ms)
 	return 0;
 }
 
-/* Drain mode: has every partition this member reads been read up to
- * its end as at the start? */
+/* Drain mode: has the backlog as at the start been relayed?  Every
+ * partition this member reads must be read up to its end as at the
+ * start; every other one of the snapshot (read by another member, or
+ * by none while the group rebalances: a member that just joined owns
+ * nothing until the others let go) must have the group's committed
+ * offset there.  Checking this member's partitions alone would end a
+ * relay that joined a live group at once, its share not yet given. */
 static int
-relay_owned_done(struct relay *rl, int *err)
+relay_owned_done(struct ctl *ctl, struct relay *rl, int *err)
 {
-	ssize_t n, i;
+	ssize_t n, i, ng;
 	uint32_t part;
+	int others = 0;
 
 	n = shmq_assignment(rl->c, rl->owned, RELAY_PARTS);
 	if (n < 0) {
@@ -794,9 +826,51 @@ relay_owned_done(struct relay *rl, int *err)
 		    ctl_fail((int)n, "relay: group %s assignment", rl->group);
 		return 0;
 	}
+	memset(rl->mine, 0, RELAY_PARTS * sizeof(*rl->mine));
 	for (i = 0; i < n && i < RELAY_PARTS; i++) {
 		part = rl->owned[i];
+		rl->mine[part] = 1;
 		if (!rl->gapped[part] && rl->pos[part] < rl->snap_end[part]) {
+			return 0;
+		}
+	}
+	for (part = 0; part < rl->nsrc; part++) {
+		others |= !rl->mine[part] && !rl->gapped[part] &&
+		    rl->pos[part] < rl->snap_end[part];
+	}
+	if (!others) {
+		return 1;
+	}
+	ng = shmq_group_describe(
+	    ctl->q, rl->group, rl->from, rl->gp, RELAY_PARTS);
+	if (ng < 0) {
+		*err = ctl_fail((int)ng, "relay: group %s on topic %s",
+		    rl->group, rl->from);
+		return 0;
+	}
+	for (i = 0; i < ng && i < RELAY_PARTS; i++) {
+		part = rl->gp[i].partition;
+		if (part >= rl->nsrc || rl->mine[part] || rl->gapped[part] ||
+		    rl->pos[part] >= rl->snap_end[part] ||
+		    rl->gp[i].committed < rl->snap_end[part]) {
+			continue;
+		}
+		/* Another member relayed it: done here too. */
+		rl->pos[part] = rl->gp[i].committed;
+		rl->pending--;
+	}
+	for (part = 0; part < rl->nsrc; part++) {
+		if (!rl->mine[part] && !rl->gapped[part] &&
+		    rl->pos[part] < rl->snap_end[part]) {
+			if (!rl->told_waiting) {
+				ctl_note("relay: waiting for partition %u of "
+				         "topic %s, which another member of "
+				         "group %s reads, to be committed up "
+				         "to offset %llu",
+				    part, rl->from, rl->group,
+				    (unsigned long long)rl->snap_end[part]);
+				rl->told_waiting = 1;
+			}
 			return 0;
 		}
 	}
@@ -861,7 +935,7 @@ relay_loop(struct ctl *ctl, struct relay *rl)
 			rl->stop = STOP_MAX;
 			return 0;
 		}
-		if (!rl->follow && relay_owned_done(rl, &err)) {
+		if (!rl->follow && relay_owned_done(ctl, rl, &err)) {
 			rl->stop = STOP_DRAINED;
 			return 0;
 		}
