@@ -1079,6 +1079,9 @@ join_group(shmq_consumer_t *c, const char *name)
 			rc = shmqi_group_grow(&c->group, c->nparts);
 			if (rc != 0) {
 				shmqi_group_close(&c->group);
+				if (rc == SHMQ_EDELETED) {
+					continue; /* a new file, as below */
+				}
 				return rc;
 			}
 		}

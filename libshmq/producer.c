@@ -668,13 +668,29 @@ static size_t
 pin_batch(
     shmq_producer_t *p, shmq_msg_t *msgs, size_t n, bool *pinned, int *bad)
 {
-	uint32_t *taken = calloc(p->nrings, sizeof *taken);
+	uint32_t ntaken = p->nrings;
+	uint32_t *taken = calloc(ntaken, sizeof *taken);
 	size_t i = 0;
 	*bad = taken == NULL ? -ENOMEM : 0;
 	for (; i < n && *bad == 0; i++) {
 		uint32_t part, next;
-		if ((*bad = msg_part(p, &msgs[i], &part)) != 0 ||
-		    (*bad = shmqi_idem_ready(p, part)) != 0 ||
+		if ((*bad = msg_part(p, &msgs[i], &part)) != 0) {
+			break;
+		}
+		if (part >= ntaken) {
+			/* The topic grew: msg_part took in the new
+			 * partitions, and taken[] must cover them. */
+			uint32_t *t = realloc(taken, p->nrings * sizeof *t);
+			if (t == NULL) {
+				*bad = -ENOMEM;
+				break;
+			}
+			memset(
+			    t + ntaken, 0, (p->nrings - ntaken) * sizeof *t);
+			taken = t;
+			ntaken = p->nrings;
+		}
+		if ((*bad = shmqi_idem_ready(p, part)) != 0 ||
 		    (*bad = shmq_producer_next_sequence(p, part, &next)) !=
 		        0) {
 			break;

@@ -259,6 +259,27 @@ fail:
 	return rc;
 }
 
+/* The ring announces fewer partitions than the metadata the caller read:
+ * the admin that grew the topic stopped between its rename and
+ * announce_ring (killed, or it could not open this ring).  The caller's
+ * metadata came from the renamed file (ring_map checked the topic id),
+ * so the count is made: finish the announcement, or producers and
+ * members that were open would keep the old count for good while every
+ * handle opened since uses the new one.  Release, as in announce_ring:
+ * pairs with the acquire loads in shmqi_producer_grow and group_grown,
+ * which then read the grown metadata. */
+static void
+ring_note_partitions(struct ring *r, const struct topic_meta *m)
+{
+	uint32_t have = atomic_load_explicit(
+	    &r->hdr->hdr_partitions, memory_order_relaxed);
+	while (have < m->partitions &&
+	    !atomic_compare_exchange_weak_explicit(&r->hdr->hdr_partitions,
+	        &have, m->partitions, memory_order_release,
+	        memory_order_relaxed)) {
+	}
+}
+
 int
 shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
     uint32_t part, struct ring *r)
@@ -276,6 +297,9 @@ shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
 	}
 	rc = ring_map(q, m, part, path, r);
 	if (rc != -ENOENT && rc != RING_STALE) {
+		if (rc == 0) {
+			ring_note_partitions(r, m);
+		}
 		return rc;
 	}
 	/* Missing (first use, or a reboot wiped tmpfs) or stale: build it
@@ -306,6 +330,9 @@ shmqi_ring_open(const shmq_t *q, const char *topic, const struct topic_meta *m,
 		}
 	}
 	shmqi_instance_unlock(lk);
+	if (rc == 0) {
+		ring_note_partitions(r, m);
+	}
 	return rc == RING_STALE ? SHMQ_ECORRUPT : rc;
 }
 

@@ -566,22 +566,28 @@ shmq_topic_add_partitions(shmq_t *q, const char *name, uint32_t total)
 		return lk;
 	}
 	int rc = shmqi_topic_load(q, name, &m);
+	bool loaded = rc == 0;
 	uint32_t old = m.partitions;
 	if (rc == 0 && total <= old) {
-		rc = -EINVAL; /* a topic only grows */
+		/* A topic only grows.  An earlier growth to this count may
+		 * have stopped after its rename (the admin was killed): the
+		 * announcement and the groups below are done again, so
+		 * that running the command again finishes it. */
+		rc = -EINVAL;
 	}
 	if (rc == 0) {
 		m.partitions = total; /* and the id stays: the same topic */
 		rc = write_meta(q, name, &m);
 		rc = rc == SHMQI_META_NODIRSYNC ? 0 : rc;
 	}
-	if (rc == 0) {
+	bool announce = loaded && (rc == 0 || rc == -EINVAL);
+	if (announce) {
 		for (uint32_t p = 0; p < old; p++) {
 			announce_ring(q, name, &m, p);
 		}
 	}
 	shmqi_instance_unlock(lk);
-	if (rc == 0) {
+	if (announce) {
 		grow_groups(q, name, &m);
 	}
 	return rc;

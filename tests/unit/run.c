@@ -25,6 +25,7 @@ extern const struct th_suite suite_idempotent;
 extern const struct th_suite suite_segfiles;
 extern const struct th_suite suite_addparts;
 extern const struct th_suite suite_idem_edges;
+extern const struct th_suite suite_grow_crash;
 
 static const struct th_suite *const suites[] = {
 	&suite_codec,
@@ -48,6 +49,7 @@ static const struct th_suite *const suites[] = {
 	&suite_segfiles,
 	&suite_addparts,
 	&suite_idem_edges,
+	&suite_grow_crash,
 };
 
 /* A test that fails on purpose, run only when named (`shmq-tests
