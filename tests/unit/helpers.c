@@ -305,3 +305,35 @@ th_stop_persister(shmq_t *q, pid_t pid)
 	CU_ASSERT_EQUAL(th_wait(pid), 128 + SIGKILL);
 	th_wait_persister(q, false);
 }
+
+void
+th_topic_persistent(shmq_t *q, const char *name, int fsync)
+{
+	shmq_topic_config_t c;
+	th_persistent_config(&c, fsync);
+	TH_OK(shmq_topic_create(q, name, &c));
+}
+
+shmq_producer_t *
+th_idem_producer(shmq_t *q, const char *topic, const char *name, int acks,
+    int timeout_ms, int retries)
+{
+	shmq_producer_options_t o;
+	shmq_producer_t *p = NULL;
+	shmq_producer_options_init(&o);
+	o.flags = SHMQ_PRODUCER_IDEMPOTENT;
+	o.producer_name = name;
+	o.acks = acks;
+	o.timeout_ms = timeout_ms;
+	o.retries = retries;
+	TH_OK(shmq_producer_open(q, topic, &o, &p));
+	return p;
+}
+
+uint64_t
+th_end_offset(shmq_t *q, const char *topic, uint32_t part)
+{
+	shmq_partition_info_t pi;
+	TH_OK(shmq_partition_info(q, topic, part, &pi));
+	return pi.end;
+}

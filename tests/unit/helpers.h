@@ -32,6 +32,8 @@ void th_topic(
 /* A persistent topic's config: defaults, then a 64 KiB ring, the fsync
  * policy (interval: 20 ms); the caller sets more, then creates. */
 void th_persistent_config(shmq_topic_config_t *c, int fsync);
+/* Create a persistent topic with th_persistent_config's settings. */
+void th_topic_persistent(shmq_t *q, const char *name, int fsync);
 /* A persister process (th_fork it with the home's path): polls until
  * killed, its warnings on stderr; and a wait until one is (not) alive. */
 int th_persister_main(void *home);
@@ -61,6 +63,13 @@ shmq_consumer_t *th_reader(shmq_t *q, const char *topic, uint32_t part);
  * directory (rings, group and producer state) is gone; the home and the
  * segments stay. */
 void th_wipe_tmpfs(shmq_t *q);
+
+/* An idempotent producer (name NULL: anonymous) with these acks,
+ * timeout and retries; fails the test on error. */
+shmq_producer_t *th_idem_producer(shmq_t *q, const char *topic,
+    const char *name, int acks, int timeout_ms, int retries);
+/* The partition's end offset now. */
+uint64_t th_end_offset(shmq_t *q, const char *topic, uint32_t part);
 
 /* Open file descriptors of this process (leak checks). */
 int th_count_fds(void);

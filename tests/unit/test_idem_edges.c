@@ -15,22 +15,6 @@
 #include "../../libshmq/internal.h"
 #include "helpers.h"
 
-static shmq_producer_t *
-idem_open(shmq_t *q, const char *topic, const char *name, int acks,
-    int timeout_ms, int retries)
-{
-	shmq_producer_options_t o;
-	shmq_producer_t *p = NULL;
-	shmq_producer_options_init(&o);
-	o.flags = SHMQ_PRODUCER_IDEMPOTENT;
-	o.producer_name = name;
-	o.acks = acks;
-	o.timeout_ms = timeout_ms;
-	o.retries = retries;
-	TH_OK(shmq_producer_open(q, topic, &o, &p));
-	return p;
-}
-
 static uint64_t the_val;
 
 static shmq_msg_t
@@ -48,14 +32,6 @@ msg_seq(uint32_t part, uint32_t seq)
 	m.sequence = seq;
 	m.flags = SHMQ_MSG_SEQUENCE;
 	return m;
-}
-
-static uint64_t
-end_of(shmq_t *q, const char *topic, uint32_t part)
-{
-	shmq_partition_info_t pi;
-	TH_OK(shmq_partition_info(q, topic, part, &pi));
-	return pi.end;
 }
 
 /* ---- growth ---------------------------------------------------------- */
@@ -126,17 +102,17 @@ test_idem_edge_retrying_batch_mixes_explicit_and_assigned(void)
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, 1 << 16, SHMQ_OVERFLOW_BLOCK);
 	for (int retries = 0; retries <= 1; retries++) {
-		shmq_producer_t *p =
-		    idem_open(q, "t", NULL, SHMQ_ACKS_LEADER, -1, retries);
+		shmq_producer_t *p = th_idem_producer(
+		    q, "t", NULL, SHMQ_ACKS_LEADER, -1, retries);
 		uint32_t next;
 		TH_OK(shmq_producer_next_sequence(p, 0, &next));
-		uint64_t end = end_of(q, "t", 0);
+		uint64_t end = th_end_offset(q, "t", 0);
 		shmq_msg_t b[2] = { msg_seq(0, next), msg_to(0) };
 		CU_ASSERT_EQUAL(shmq_send_batch(p, b, 2), 2);
 		CU_ASSERT_EQUAL(b[1].sequence, next + 1);
 		CU_ASSERT_EQUAL(b[1].flags & SHMQ_MSG_DUPLICATE, 0);
 		CU_ASSERT_EQUAL(b[1].offset, end + 1);
-		CU_ASSERT_EQUAL(end_of(q, "t", 0), end + 2);
+		CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end + 2);
 		shmq_producer_close(p);
 	}
 	th_destroy(q);
@@ -153,14 +129,13 @@ static void
 test_idem_edge_repeat_of_invisible_record_waits_for_durable(void)
 {
 	shmq_t *q = th_attach();
-	shmq_topic_config_t c;
-	th_persistent_config(&c, SHMQ_FSYNC_ALWAYS);
-	TH_OK(shmq_topic_create(q, "t", &c));
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	pid_t ps = th_start_persister(q);
 	shmq_producer_t *plain = th_producer(q, "t");
 	shmq_slice_t s;
 	TH_OK(shmq_reserve(plain, 0, 0, 8, &s));
-	shmq_producer_t *p = idem_open(q, "t", "d", SHMQ_ACKS_DURABLE, 200, 0);
+	shmq_producer_t *p =
+	    th_idem_producer(q, "t", "d", SHMQ_ACKS_DURABLE, 200, 0);
 	shmq_msg_t m = msg_to(0);
 	TH_FAIL(shmq_send(p, &m), -ETIMEDOUT);
 	CU_ASSERT_EQUAL(m.offset, 1);
@@ -198,13 +173,14 @@ test_idem_edge_window_after_resume_covers_128(void)
 {
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, 1 << 20, SHMQ_OVERFLOW_BLOCK);
-	shmq_producer_t *p = idem_open(q, "t", "w", SHMQ_ACKS_LEADER, -1, 0);
+	shmq_producer_t *p =
+	    th_idem_producer(q, "t", "w", SHMQ_ACKS_LEADER, -1, 0);
 	for (int i = 0; i < 100; i++) {
 		shmq_msg_t m = msg_to(0);
 		TH_OK(shmq_send(p, &m));
 	}
 	shmq_producer_close(p);
-	p = idem_open(q, "t", "w", SHMQ_ACKS_LEADER, -1, 0);
+	p = th_idem_producer(q, "t", "w", SHMQ_ACKS_LEADER, -1, 0);
 	shmq_msg_t m = msg_seq(0, 10); /* the 90th most recent */
 	TH_OK(shmq_send(p, &m));
 	CU_ASSERT(m.flags & SHMQ_MSG_DUPLICATE);
@@ -223,11 +199,9 @@ static void
 test_idem_edge_resume_ignores_hints_for_lost_records(void)
 {
 	shmq_t *q = th_attach();
-	shmq_topic_config_t c;
-	th_persistent_config(&c, SHMQ_FSYNC_ALWAYS);
-	TH_OK(shmq_topic_create(q, "t", &c));
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	shmq_producer_t *p =
-	    idem_open(q, "t", "lost", SHMQ_ACKS_LEADER, -1, 0);
+	    th_idem_producer(q, "t", "lost", SHMQ_ACKS_LEADER, -1, 0);
 	for (int i = 0; i < 10; i++) {
 		shmq_msg_t m = msg_to(0);
 		TH_OK(shmq_send(p, &m));
@@ -235,14 +209,14 @@ test_idem_edge_resume_ignores_hints_for_lost_records(void)
 	shmq_producer_close(p);
 	th_wipe_tmpfs(q); /* the reboot: nothing was on disk */
 	shmq_t *q2 = th_reattach(q);
-	CU_ASSERT_EQUAL(end_of(q2, "t", 0), 0);
+	CU_ASSERT_EQUAL(th_end_offset(q2, "t", 0), 0);
 	shmq_producer_t *plain = th_producer(q2, "t");
 	for (int i = 0; i < 20; i++) {
 		shmq_msg_t m = msg_to(0);
 		TH_OK(shmq_send(plain, &m));
 	}
 	shmq_producer_close(plain);
-	p = idem_open(q2, "t", "lost", SHMQ_ACKS_LEADER, -1, 0);
+	p = th_idem_producer(q2, "t", "lost", SHMQ_ACKS_LEADER, -1, 0);
 	shmq_msg_t m = msg_seq(0, 3);
 	int rc = shmq_send(p, &m);
 	CU_ASSERT(rc != SHMQ_EDUPLICATE);
@@ -265,7 +239,7 @@ test_idem_edge_sequence_never_wraps_to_reuse(void)
 	shmq_t *q = th_attach();
 	th_topic(q, "t", 1, 1 << 16, SHMQ_OVERFLOW_BLOCK);
 	shmq_producer_t *p =
-	    idem_open(q, "t", "wrap", SHMQ_ACKS_LEADER, -1, 0);
+	    th_idem_producer(q, "t", "wrap", SHMQ_ACKS_LEADER, -1, 0);
 	uint64_t pid;
 	TH_OK(shmq_producer_identity(p, &pid, NULL));
 	shmq_msg_t m = msg_to(0);
@@ -280,7 +254,7 @@ test_idem_edge_sequence_never_wraps_to_reuse(void)
 	memset(s.value, 0, 8);
 	TH_OK(shmq_commit(plain, &s));
 	shmq_producer_close(plain);
-	p = idem_open(q, "t", "wrap", SHMQ_ACKS_LEADER, -1, 0);
+	p = th_idem_producer(q, "t", "wrap", SHMQ_ACKS_LEADER, -1, 0);
 	uint32_t next;
 	TH_OK(shmq_producer_next_sequence(p, 0, &next));
 	CU_ASSERT_EQUAL_FATAL(next, UINT32_MAX);

@@ -23,14 +23,7 @@
 static shmq_producer_t *
 idem_producer(shmq_t *q, const char *topic, const char *name, int acks)
 {
-	shmq_producer_options_t o;
-	shmq_producer_t *p = NULL;
-	shmq_producer_options_init(&o);
-	o.flags = SHMQ_PRODUCER_IDEMPOTENT;
-	o.producer_name = name;
-	o.acks = acks;
-	TH_OK(shmq_producer_open(q, topic, &o, &p));
-	return p;
+	return th_idem_producer(q, topic, name, acks, -1, 0);
 }
 
 static int
@@ -90,14 +83,6 @@ read_log(shmq_t *q, const char *topic, uint32_t part, struct logrec *out,
 	}
 	shmq_consumer_close(c);
 	return n;
-}
-
-static uint64_t
-end_of(shmq_t *q, const char *topic, uint32_t part)
-{
-	shmq_partition_info_t pi;
-	TH_OK(shmq_partition_info(q, topic, part, &pi));
-	return pi.end;
 }
 
 /* Records carry the producer's id, epoch and per-partition sequences
@@ -171,14 +156,14 @@ test_idem_repeat_returns_the_original_offset(void)
 		TH_OK(send_u64(p, 0, v, &m));
 		offs[v] = m.offset;
 	}
-	uint64_t end = end_of(q, "t", 0);
+	uint64_t end = th_end_offset(q, "t", 0);
 	TH_OK(resend_u64(p, 0, 2, 2, &m));
 	CU_ASSERT_EQUAL(m.offset, offs[2]);
 	CU_ASSERT_EQUAL(m.partition, 0);
 	CU_ASSERT(m.flags & SHMQ_MSG_DUPLICATE);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), end);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end);
 	TH_FAIL(resend_u64(p, 0, 7, 7, &m), SHMQ_ESEQUENCE);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), end);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end);
 	/* The next sequence named explicitly is simply appended. */
 	TH_OK(resend_u64(p, 0, 5, 5, &m));
 	CU_ASSERT_EQUAL(m.offset, end);
@@ -186,9 +171,9 @@ test_idem_repeat_returns_the_original_offset(void)
 	for (uint64_t v = 6; v < 200; v++) {
 		TH_OK(send_u64(p, 0, v, &m));
 	}
-	end = end_of(q, "t", 0);
+	end = th_end_offset(q, "t", 0);
 	TH_FAIL(resend_u64(p, 0, 0, 0, &m), SHMQ_EDUPLICATE);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), end);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end);
 	/* Batch: 198 and 199 are in the log, 200 and 201 are new. */
 	uint64_t vals[4] = { 198, 199, 200, 201 };
 	shmq_msg_t b[4];
@@ -205,7 +190,7 @@ test_idem_repeat_returns_the_original_offset(void)
 	CU_ASSERT_EQUAL(b[2].flags & SHMQ_MSG_DUPLICATE, 0);
 	CU_ASSERT_EQUAL(b[2].offset, end);
 	CU_ASSERT_EQUAL(b[3].offset, end + 1);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), end + 2);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end + 2);
 	shmq_producer_close(p);
 	th_destroy(q);
 }
@@ -274,10 +259,10 @@ test_idem_resume_by_name_fences_the_older_instance(void)
 	uint32_t next;
 	TH_OK(shmq_producer_next_sequence(b, 0, &next));
 	CU_ASSERT_EQUAL(next, 10);
-	uint64_t end = end_of(q, "t", 0);
+	uint64_t end = th_end_offset(q, "t", 0);
 	TH_FAIL(send_u64(a, 0, 99, &m), SHMQ_EFENCED);
 	TH_FAIL(send_u64(a, 0, 99, &m), SHMQ_EFENCED);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), end);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end);
 	TH_OK(resend_u64(b, 0, 9, 9, &m));
 	CU_ASSERT(m.flags & SHMQ_MSG_DUPLICATE);
 	CU_ASSERT_EQUAL(m.offset, last);
@@ -513,14 +498,6 @@ test_idem_takeover_while_sending_keeps_sequences_unbroken(void)
 
 /* ---- persistent topics ---------------------------------------------- */
 
-static void
-persistent_topic(shmq_t *q, const char *name)
-{
-	shmq_topic_config_t c;
-	th_persistent_config(&c, SHMQ_FSYNC_ALWAYS);
-	TH_OK(shmq_topic_create(q, name, &c));
-}
-
 /* A DURABLE send that fails after appending (the persister died) is
  * settled by sending the same sequence again once one runs: the
  * original offset comes back, durable, and the log has one copy. */
@@ -528,7 +505,7 @@ static void
 test_idem_ambiguous_durable_send_is_settled_by_a_repeat(void)
 {
 	shmq_t *q = th_attach();
-	persistent_topic(q, "t");
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	pid_t pid = th_start_persister(q);
 	shmq_producer_t *p = idem_producer(q, "t", "d", SHMQ_ACKS_DURABLE);
 	shmq_msg_t m;
@@ -536,7 +513,7 @@ test_idem_ambiguous_durable_send_is_settled_by_a_repeat(void)
 	th_stop_persister(q, pid);
 	TH_FAIL(send_u64(p, 0, 1, &m), SHMQ_ENOREPLICATOR);
 	uint32_t seq = m.sequence;
-	uint64_t end = end_of(q, "t", 0);
+	uint64_t end = th_end_offset(q, "t", 0);
 	CU_ASSERT_EQUAL(end, 2); /* appended, not known to be on disk */
 	pid = th_start_persister(q);
 	TH_OK(resend_u64(p, 0, 1, seq, &m));
@@ -585,7 +562,7 @@ static void
 test_idem_retries_ride_out_a_missing_persister(void)
 {
 	shmq_t *q = th_attach();
-	persistent_topic(q, "t");
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	sh = th_shared(sizeof *sh);
 	snprintf(sh->home, sizeof sh->home, "%s", shmq_home(q));
 	pid_t ps = th_start_persister(q);
@@ -597,14 +574,14 @@ test_idem_retries_ride_out_a_missing_persister(void)
 	th_stop_persister(q, ps);
 	atomic_store(&sh->go, 1);
 	/* The first attempt appends; then it waits and retries. */
-	while (end_of(q, "t", 0) == 0 && th_mono_ms() < deadline) {
+	while (th_end_offset(q, "t", 0) == 0 && th_mono_ms() < deadline) {
 		sched_yield();
 	}
-	CU_ASSERT_EQUAL_FATAL(end_of(q, "t", 0), 1);
+	CU_ASSERT_EQUAL_FATAL(th_end_offset(q, "t", 0), 1);
 	CU_ASSERT_EQUAL(waitpid(pid, NULL, WNOHANG), 0); /* still trying */
 	ps = th_start_persister(q);
 	CU_ASSERT_EQUAL(th_wait(pid), 0);
-	CU_ASSERT_EQUAL(end_of(q, "t", 0), 1);
+	CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), 1);
 	th_stop_persister(q, ps);
 	th_unshared(sh, sizeof *sh);
 	th_destroy(q);
@@ -617,7 +594,7 @@ static void
 test_idem_state_survives_a_reboot(void)
 {
 	shmq_t *q = th_attach();
-	persistent_topic(q, "t");
+	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
 	pid_t ps = th_start_persister(q);
 	shmq_producer_t *p = idem_producer(q, "t", "boot", SHMQ_ACKS_DURABLE);
 	shmq_msg_t m;

@@ -23,14 +23,6 @@
 
 #define RING (64u * 1024u)
 
-static void
-th_topic_persistent(shmq_t *q, const char *name, int fsync)
-{
-	shmq_topic_config_t c;
-	th_persistent_config(&c, fsync);
-	TH_OK(shmq_topic_create(q, name, &c));
-}
-
 /* Once the persister (started by the caller) runs: a DURABLE
  * producer. */
 static shmq_producer_t *
