@@ -703,8 +703,14 @@ group_sync_slow(shmq_consumer_t *c, uint32_t gen)
 	if (gen == c->group_gen && now < c->next_liveness_ns) {
 		return 0;
 	}
-	/* Before the rebalance, so that it counts the new partitions. */
-	if (group_grown(c) && (rc = consumer_grow(c)) != 0) {
+	/* Before the rebalance, so that it counts the new partitions.  A
+	 * growth that fails (no room for a ring, no gate left) leaves the
+	 * handle as it was: rebalance over the old count (it can only
+	 * under-claim) and keep reading; the next slow sync, within
+	 * GROUP_SLICE_MS, tries again.  Only a topic or table found
+	 * damaged is this member's error. */
+	if (group_grown(c) && (rc = consumer_grow(c)) != 0 &&
+	    (rc == SHMQ_ECORRUPT || rc == SHMQ_EVERSION)) {
 		return rc;
 	}
 	struct grp_hdr *g = c->group.hdr; /* remapped by a growth */

@@ -245,6 +245,42 @@ test_grow_idempotent_retrying_send_to_a_new_partition(void)
 	th_destroy(q);
 }
 
+/* A member whose own growth fails (here: opening the new ring, as with
+ * a full /dev/shm) is not stopped by it: it reads on from the
+ * partitions it has, and takes the new one at a later look. */
+static void
+test_grow_member_whose_growth_fails_reads_on(void)
+{
+	shmq_t *q = th_attach();
+	shmq_consumer_options_t co;
+	shmq_consumer_t *c = NULL;
+	shmq_record_t r;
+	uint64_t v = 1, got;
+	th_topic(q, "t", 1, 1 << 16, SHMQ_OVERFLOW_BLOCK);
+	shmq_consumer_options_init(&co);
+	co.group = "g";
+	TH_OK(shmq_consumer_open(q, "t", &co, &c));
+	shmq_producer_t *p = th_producer(q, "t");
+	shmq_msg_t m = { .value = &v, .value_len = 8, .partition = 0 };
+	TH_OK(shmq_send(p, &m));
+	TH_OK(shmq_topic_add_partitions(q, "t", 2));
+	/* The member's next look grows it; every seam call fails then. */
+	shmqi_fault_set(1, -ENOSPC, true);
+	int rc = shmq_recv(c, &got, sizeof got, &r, 0);
+	shmqi_fault_set(0, 0, false);
+	TH_OK(rc);
+	CU_ASSERT(rc == 0 && r.partition == 0 && got == 1);
+	v = 2;
+	m = (shmq_msg_t) { .value = &v, .value_len = 8, .partition = 1 };
+	TH_OK(shmq_send(p, &m));
+	/* Within a slice or two of GROUP_SLICE_MS it tries again. */
+	TH_OK(shmq_recv(c, &got, sizeof got, &r, 2000));
+	CU_ASSERT(r.partition == 1 && got == 2);
+	shmq_producer_close(p);
+	shmq_consumer_close(c);
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
 	{ "test_grow_admin_retry_finishes_a_crashed_growth",
 	    test_grow_admin_retry_finishes_a_crashed_growth },
@@ -252,6 +288,8 @@ static CU_TestInfo tests[] = {
 	    test_grow_opener_finishes_a_crashed_growth },
 	{ "test_grow_idempotent_retrying_send_to_a_new_partition",
 	    test_grow_idempotent_retrying_send_to_a_new_partition },
+	{ "test_grow_member_whose_growth_fails_reads_on",
+	    test_grow_member_whose_growth_fails_reads_on },
 	CU_TEST_INFO_NULL,
 };
 
