@@ -50,6 +50,8 @@ struct idem_ent {
 struct idem_part {
 	bool ready;
 	uint64_t next_seq; /* up to UINT32_MAX + 1: sequences ran out */
+	uint64_t pin_next; /* the next sequence to pin, in round pin_round */
+	uint32_t pin_round;
 	uint32_t count; /* valid entries in win, at most IDEM_WINDOW */
 	uint32_t head; /* where the next entry goes */
 	struct idem_ent win[IDEM_WINDOW];
@@ -58,6 +60,7 @@ struct idem_part {
 struct idem {
 	uint64_t pid;
 	uint32_t gen; /* the generation this handle holds */
+	uint32_t pin_round; /* shmqi_idem_pin_begin's count */
 	bool named;
 	bool persistent;
 	bool fenced;
@@ -407,12 +410,6 @@ shmqi_idem_close(shmq_producer_t *p)
 	}
 	free(id);
 	p->idem = NULL;
-}
-
-bool
-shmqi_idem_fenced(const shmq_producer_t *p)
-{
-	return p->idem->fenced;
 }
 
 void
@@ -782,6 +779,38 @@ shmqi_idem_appended(
 	uint64_t from =
 	    ip->win[(ip->head + IDEM_WINDOW - ip->count) % IDEM_WINDOW].off;
 	pst_note(id, part, from, (uint32_t)(ip->next_seq - 1));
+}
+
+void
+shmqi_idem_pin_begin(shmq_producer_t *p)
+{
+	p->idem->pin_round++;
+}
+
+int
+shmqi_idem_pin(shmq_producer_t *p, uint32_t part, shmq_msg_t *m, bool *pinned)
+{
+	int rc = shmqi_idem_ready(p, part);
+	if (rc != 0) {
+		return rc;
+	}
+	struct idem *id = p->idem;
+	struct idem_part *ip = id->parts[part];
+	if (ip->pin_round != id->pin_round) {
+		ip->pin_round = id->pin_round;
+		ip->pin_next = ip->next_seq;
+	}
+	*pinned = !(m->flags & SHMQ_MSG_SEQUENCE);
+	if (*pinned) {
+		if (ip->pin_next > UINT32_MAX) {
+			return SHMQ_ESEQUENCE; /* sequences ran out */
+		}
+		m->sequence = (uint32_t)ip->pin_next++;
+		m->flags |= SHMQ_MSG_SEQUENCE;
+	} else if (m->sequence == ip->pin_next) {
+		ip->pin_next++; /* an explicit fresh one takes its place */
+	}
+	return 0;
 }
 
 int

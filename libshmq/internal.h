@@ -535,8 +535,15 @@ void shmqi_idem_stamp(shmq_producer_t *p, uint32_t part, struct rec_hdr *rh,
 /* `done` records of the run starting at offset `first` are committed. */
 void shmqi_idem_appended(
     shmq_producer_t *p, uint32_t part, uint64_t first, size_t done);
-bool shmqi_idem_fenced(const shmq_producer_t *p);
 void shmqi_idem_set_fenced(shmq_producer_t *p);
+/* Retries: fix m's sequence before the first attempt.  A round (begun
+ * by shmqi_idem_pin_begin, one per send call) hands out each
+ * partition's sequences from the next one on, in message order; a
+ * message that names its own sequence keeps it.  *pinned: we chose it.
+ * 0, or shmqi_idem_ready's error, or SHMQ_ESEQUENCE (ran out). */
+void shmqi_idem_pin_begin(shmq_producer_t *p);
+int shmqi_idem_pin(
+    shmq_producer_t *p, uint32_t part, shmq_msg_t *m, bool *pinned);
 
 struct cpart {
 	uint32_t id;

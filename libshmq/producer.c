@@ -668,83 +668,53 @@ static size_t
 pin_batch(
     shmq_producer_t *p, shmq_msg_t *msgs, size_t n, bool *pinned, int *bad)
 {
-	uint32_t ntaken = p->nrings;
-	uint32_t *taken = calloc(ntaken, sizeof *taken);
 	size_t i = 0;
-	*bad = taken == NULL ? -ENOMEM : 0;
-	for (; i < n && *bad == 0; i++) {
-		uint32_t part, next;
-		if ((*bad = msg_part(p, &msgs[i], &part)) != 0) {
-			break;
-		}
-		if (part >= ntaken) {
-			/* The topic grew: msg_part took in the new
-			 * partitions, and taken[] must cover them. */
-			uint32_t *t = realloc(taken, p->nrings * sizeof *t);
-			if (t == NULL) {
-				*bad = -ENOMEM;
-				break;
-			}
-			memset(
-			    t + ntaken, 0, (p->nrings - ntaken) * sizeof *t);
-			taken = t;
-			ntaken = p->nrings;
-		}
-		if ((*bad = shmqi_idem_ready(p, part)) != 0 ||
-		    (*bad = shmq_producer_next_sequence(p, part, &next)) !=
+	*bad = 0;
+	shmqi_idem_pin_begin(p);
+	for (; i < n; i++) {
+		uint32_t part;
+		if ((*bad = msg_part(p, &msgs[i], &part)) != 0 ||
+		    (*bad = shmqi_idem_pin(p, part, &msgs[i], &pinned[i])) !=
 		        0) {
 			break;
 		}
 		msgs[i].partition = (int32_t)part;
-		pinned[i] = !(msgs[i].flags & SHMQ_MSG_SEQUENCE);
-		if (pinned[i]) {
-			msgs[i].sequence = next + taken[part]++;
-			msgs[i].flags |= SHMQ_MSG_SEQUENCE;
-		} else if (msgs[i].sequence == next + taken[part]) {
-			taken[part]++; /* an explicit fresh one takes its place
-			                */
-		}
 	}
-	free(taken);
 	return i;
 }
 
 static ssize_t send_batch_once(shmq_producer_t *p, shmq_msg_t *msgs, size_t n);
 
+#define PIN_STACK 16 /* flags of small batches stay off the heap */
+
+/* Pin (until at least the first message is pinned), send what is
+ * pinned, and on a retriable error back off and go again, at most
+ * `retries` times.  Returns how many were sent (the rest says its error
+ * on the next call, as shmq_send_batch does), or the last error. */
 static ssize_t
 send_retrying(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 {
-	bool one = false;
-	if (n == 0) {
-		return 0;
-	}
-	bool *pinned = n == 1 ? &one : calloc(n, sizeof *pinned);
+	bool stack[PIN_STACK] = { false };
+	bool *pinned = n <= PIN_STACK ? stack : calloc(n, sizeof *pinned);
 	int bad, ms = p->backoff_ms;
-	size_t done = 0;
+	size_t todo = 0, done = 0;
 	ssize_t rc = 0;
-	if (pinned == NULL) {
-		return -ENOMEM;
+	if (n == 0 || pinned == NULL) {
+		return n == 0 ? 0 : -ENOMEM;
 	}
-	size_t todo = pin_batch(p, msgs, n, pinned, &bad);
-	int tries = 0;
-	while (todo == 0 && retriable(bad) &&
-	    (p->retries < 0 || tries++ < p->retries)) {
-		/* Not even the first could be pinned: its partition's log
-		 * could not be read back in time (records before ours
-		 * still open).  That is retriable too. */
-		backoff(p, &ms);
-		todo = pin_batch(p, msgs, n, pinned, &bad);
-	}
-	while (done < todo) {
-		ssize_t k = send_batch_once(p, msgs + done, todo - done);
-		if (k > 0) {
-			done += (size_t)k;
-			continue; /* the rest says its error on the next call
-			           */
+	for (int tries = 0;; tries++) {
+		if (todo == 0) {
+			/* Pinning reads a partition's log back at its first
+			 * send, which may time out: retriable too. */
+			todo = pin_batch(p, msgs, n, pinned, &bad);
+			rc = bad;
 		}
-		rc = k;
-		if (!retriable((int)k) ||
-		    (p->retries >= 0 && tries++ >= p->retries)) {
+		while (done < todo &&
+		    (rc = send_batch_once(p, msgs + done, todo - done)) > 0) {
+			done += (size_t)rc;
+		}
+		if ((todo > 0 && done == todo) || !retriable((int)rc) ||
+		    (p->retries >= 0 && tries >= p->retries)) {
 			break;
 		}
 		backoff(p, &ms);
@@ -757,13 +727,10 @@ send_retrying(shmq_producer_t *p, shmq_msg_t *msgs, size_t n)
 			    ~(SHMQ_MSG_SEQUENCE | SHMQ_MSG_DUPLICATE);
 		}
 	}
-	if (pinned != &one) {
+	if (pinned != stack) {
 		free(pinned);
 	}
-	if (done > 0) {
-		return (ssize_t)done;
-	}
-	return rc != 0 ? rc : bad;
+	return done > 0 ? (ssize_t)done : rc;
 }
 
 int

@@ -836,6 +836,23 @@ test_group_block_topic_ignores_group_without_live_member(void)
 	th_destroy(q);
 }
 
+/* Member c of group "g" on partition 0 of "t", whose next offset was
+ * `from`, finds the log starting at `start`: it is told, once, with the
+ * count (SHMQ_ELAPPED, r.lost), and the group counts it as lost. */
+static void
+expect_loss(shmq_t *q, shmq_consumer_t *c, uint64_t from, uint64_t start)
+{
+	uint8_t buf[BUFSZ];
+	shmq_record_t r;
+	shmq_group_partition_t gp[MAXP];
+	memset(&r, 0, sizeof r);
+	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), SHMQ_ELAPPED);
+	CU_ASSERT_EQUAL(r.partition, 0);
+	CU_ASSERT_EQUAL(r.lost, start - from);
+	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 1);
+	CU_ASSERT_EQUAL(gp[0].lost, start - from);
+}
+
 /* A group that had no live member while the ring moved past its
  * committed offset comes back to a loss: reported (SHMQ_ELAPPED, the
  * count, the group's lost counter), never a quiet reset to the oldest
@@ -847,7 +864,6 @@ test_group_returning_group_reports_what_it_lost_while_away(void)
 	uint8_t buf[BUFSZ];
 	shmq_record_t r;
 	shmq_partition_info_t info;
-	shmq_group_partition_t gp[MAXP];
 	int rc;
 	int64_t ms;
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_BLOCK);
@@ -864,12 +880,7 @@ test_group_returning_group_reports_what_it_lost_while_away(void)
 	CU_ASSERT_FATAL(info.log_start > 1);
 
 	c = member(q, "t", "g", 0);
-	memset(&r, 0, sizeof r);
-	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), SHMQ_ELAPPED);
-	CU_ASSERT_EQUAL(r.partition, 0);
-	CU_ASSERT_EQUAL(r.lost, info.log_start - 1);
-	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 1);
-	CU_ASSERT_EQUAL(gp[0].lost, info.log_start - 1);
+	expect_loss(q, c, 1, info.log_start);
 	TH_OK(shmq_recv(c, buf, sizeof buf, &r, 0));
 	CU_ASSERT_EQUAL(r.offset, info.log_start);
 	shmq_consumer_close(c);
@@ -883,7 +894,6 @@ test_group_drop_topic_reports_exactly_the_lapped_records(void)
 	uint8_t buf[BUFSZ];
 	shmq_record_t r;
 	shmq_partition_info_t info;
-	shmq_group_partition_t gp[MAXP];
 	int rc;
 	int64_t ms;
 	th_topic(q, "t", 1, RING, SHMQ_OVERFLOW_DROP);
@@ -901,12 +911,7 @@ test_group_drop_topic_reports_exactly_the_lapped_records(void)
 	CU_ASSERT_EQUAL(info.end, 205);
 	CU_ASSERT(info.log_start > 1);
 
-	memset(&r, 0, sizeof r);
-	TH_FAIL(shmq_recv(c, buf, sizeof buf, &r, 0), SHMQ_ELAPPED);
-	CU_ASSERT_EQUAL(r.partition, 0);
-	CU_ASSERT_EQUAL(r.lost, info.log_start - 1);
-	CU_ASSERT_EQUAL(describe(q, "g", "t", gp), 1);
-	CU_ASSERT_EQUAL(gp[0].lost, info.log_start - 1);
+	expect_loss(q, c, 1, info.log_start);
 
 	/* It goes on from the oldest record, without further loss. */
 	for (uint64_t want = info.log_start; want < info.end; want++) {

@@ -275,6 +275,44 @@ test_idem_edge_sequence_never_wraps_to_reuse(void)
 	th_destroy(q);
 }
 
+/* A resumed identity reads its partition's log back at its first send
+ * there.  When that read fails with a retriable error (here: the first
+ * file open of the send fails with -EAGAIN, once), a producer without
+ * retries returns it with nothing appended, and one with retries tries
+ * again and appends the record once, with the next sequence. */
+static void
+test_idem_edge_failed_read_back_is_retried(void)
+{
+	shmq_t *q = th_attach();
+	th_topic(q, "t", 1, 1 << 16, SHMQ_OVERFLOW_BLOCK);
+	shmq_producer_t *a =
+	    th_idem_producer(q, "t", "w", SHMQ_ACKS_LEADER, -1, 0);
+	shmq_msg_t m = msg_to(0);
+	TH_OK(shmq_send(a, &m));
+	shmq_producer_close(a);
+	for (int retries = 0; retries <= 1; retries++) {
+		shmq_producer_t *b = th_idem_producer(
+		    q, "t", "w", SHMQ_ACKS_LEADER, -1, retries);
+		uint64_t end = th_end_offset(q, "t", 0);
+		m = msg_to(0);
+		shmqi_fault_set(1, -EAGAIN, false);
+		int rc = shmq_send(b, &m);
+		shmqi_fault_set(0, 0, false);
+		if (retries == 0) {
+			TH_FAIL(rc, -EAGAIN);
+			CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end);
+		} else {
+			TH_OK(rc);
+			CU_ASSERT_EQUAL(m.offset, end);
+			CU_ASSERT_EQUAL(m.sequence, 1);
+			CU_ASSERT_EQUAL(m.flags, 0);
+			CU_ASSERT_EQUAL(th_end_offset(q, "t", 0), end + 1);
+		}
+		shmq_producer_close(b);
+	}
+	th_destroy(q);
+}
+
 static CU_TestInfo tests[] = {
 	{ "idem_edge_named_producer_survives_topic_growth",
 	    test_idem_edge_named_producer_survives_topic_growth },
@@ -288,6 +326,8 @@ static CU_TestInfo tests[] = {
 	    test_idem_edge_resume_ignores_hints_for_lost_records },
 	{ "idem_edge_sequence_never_wraps_to_reuse",
 	    test_idem_edge_sequence_never_wraps_to_reuse },
+	{ "idem_edge_failed_read_back_is_retried",
+	    test_idem_edge_failed_read_back_is_retried },
 	CU_TEST_INFO_NULL,
 };
 

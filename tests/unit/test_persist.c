@@ -426,20 +426,28 @@ test_persist_signals_do_not_fail_the_partition(void)
 	th_destroy(q);
 }
 
+/* Partition 0 of `topic` carries the sticky error of a persister that
+ * died (-EIO), as if it had met a failed write. */
+static void
+plant_dead_persisters_error(shmq_t *q, const char *topic)
+{
+	struct topic_meta m;
+	struct ring r;
+	TH_OK(shmqi_topic_load(q, topic, &m));
+	TH_OK(shmqi_ring_open(q, topic, &m, 0, &r));
+	atomic_store(&r.hdr->hdr_persist_err, -EIO);
+	shmqi_ring_close(&r);
+}
+
 /* A sticky error belongs to the persister that met it: a new one that
  * recovers the partition clears it. */
 static void
 test_persist_new_persister_clears_a_dead_ones_error(void)
 {
 	shmq_t *q = th_attach();
-	struct topic_meta m;
-	struct ring r;
 	shmq_persister_t *ps = NULL;
 	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
-	TH_OK(shmqi_topic_load(q, "t", &m));
-	TH_OK(shmqi_ring_open(q, "t", &m, 0, &r));
-	atomic_store(&r.hdr->hdr_persist_err, -EIO); /* a dead one's */
-	shmqi_ring_close(&r);
+	plant_dead_persisters_error(q, "t");
 	TH_OK(shmq_persister_open(q, NULL, NULL, NULL, &ps));
 	shmq_partition_info_t pi;
 	TH_OK(shmq_partition_info(q, "t", 0, &pi));
@@ -469,14 +477,9 @@ static void
 test_persist_dead_ones_error_is_gone_during_recovery(void)
 {
 	shmq_t *q = th_attach();
-	struct topic_meta m;
-	struct ring r;
 	shmq_persister_t *ps = NULL;
 	th_topic_persistent(q, "t", SHMQ_FSYNC_ALWAYS);
-	TH_OK(shmqi_topic_load(q, "t", &m));
-	TH_OK(shmqi_ring_open(q, "t", &m, 0, &r));
-	atomic_store(&r.hdr->hdr_persist_err, -EIO); /* a dead one's */
-	shmqi_ring_close(&r);
+	plant_dead_persisters_error(q, "t");
 	recovering_q = q;
 	shmqi_test_hook = recovering_hook;
 	int rc = shmq_persister_open(q, NULL, NULL, NULL, &ps);
